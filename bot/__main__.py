@@ -1,0 +1,107 @@
+"""`python -m bot serve | db upgrade | audit verify [--checkpoint FILE]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from bot import logs
+from bot.app import create_app
+from bot.config import Settings, SettingsError, load
+from core import schema
+from core.audit import checkpoint, service
+from core.audit.chain import Checkpoint
+from core.db import Database
+
+log = logging.getLogger("bot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Opsroom Teams bot")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="start the bot (the default)")
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply migrations up to head")
+    audit_parser = sub.add_parser("audit", help="the audit store")
+    audit = audit_parser.add_subparsers(dest="audit_command", required=True)
+    verify = audit.add_parser("verify", help="check the hash chain; exit 1 naming the first bad event")
+    verify.add_argument("--checkpoint", type=Path, help="file of chain heads kept outside the database; "
+                        "checked, then the current head is appended when the chain is good")  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load()
+    except SettingsError as exc:
+        print(f"opsroom: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    command = args.command or "serve"
+    if command == "db":
+        return upgrade(settings)
+    if command == "audit":
+        return verify(settings, args.checkpoint)
+    return serve(settings)
+
+
+def upgrade(settings: Settings) -> int:
+    """Apply migrations."""
+    db = Database(settings.database_url)
+    try:
+        schema.upgrade(db)
+        print(f"database at revision {schema.current_revision(db)} ({db!r})")
+    finally:
+        db.close()
+    return 0
+
+
+def verify(settings: Settings, checkpoint_file: Path | None) -> int:
+    """Verify the audit chain; 0 when good, 1 naming the first bad sequence number."""
+    db = Database(settings.database_url)
+    try:
+        points = checkpoint.read(checkpoint_file) if checkpoint_file else []
+        result = db.transaction(lambda s: service.verify(s, points), readonly=True)
+    finally:
+        db.close()
+    if not result.ok:
+        print(f"audit chain BROKEN at seq {result.bad_seq}: {result.reason} "
+              f"({result.count} events verified before it)")  # fmt: skip
+        return 1
+    if checkpoint_file is not None:
+        checkpoint.append(checkpoint_file, Checkpoint(result.head_seq, result.head_hash))
+    print(f"audit chain OK: {result.count} events, head seq {result.head_seq} hash {result.head_hash}")
+    return 0
+
+
+def serve(settings: Settings) -> int:
+    """Run the web server until interrupted."""
+    db = Database(settings.database_url)
+    current, head = schema.current_revision(db), schema.head_revision()
+    if current != head:
+        db.close()
+        print(f"opsroom: database at revision {current}, code expects {head}; "
+              "run `python -m bot db upgrade` (or `make run`)", file=sys.stderr)  # fmt: skip
+        return 2
+    if settings.local_mode:
+        print("*** LOCAL MODE: no MicrosoftAppId, inbound requests are NOT authenticated ***",
+              file=sys.stderr)  # fmt: skip
+    app = create_app(settings, db=db)
+    app.on_cleanup.append(lambda _app: _close(db))
+    log.info("opsroom listening on http://%s:%s/api/messages", settings.host, settings.port)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+async def _close(db: Database) -> None:
+    db.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The aiohttp application, built by create_app(settings): /api/messages, /healthz, /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+from botbuilder.core import TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import Activity
+
+from bot.auth import AuthUnavailable, GuardedAuthentication, build_authentication
+from bot.config import Settings
+from bot.handler import OpsroomBot
+from bot.identity import Identity, conversation_of
+from bot.pipeline import Pipeline
+from core import schema
+from core.audit import flows
+from core.audit.models import Actor, EventDraft, Where
+from core.db import Database
+from dialogs.commands import build_router
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 256 * 1024
+
+
+@dataclass
+class Runtime:
+    """Everything built once per process: the one place that creates adapter and clients."""
+
+    settings: Settings
+    db: Database
+    auth: GuardedAuthentication
+    adapter: CloudAdapter
+    bot: OpsroomBot
+    owns_db: bool
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
+    """Database, authentication, adapter, pipeline and bot, wired together."""
+    database = db or Database(settings.database_url)
+    auth = build_authentication(settings)
+    adapter = CloudAdapter(auth)
+
+    async def on_turn_error(context: TurnContext, error: Exception) -> None:
+        # The pipeline records and answers handler errors itself; reaching here means
+        # the audit store could not be written, so the request must fail (Teams retries).
+        log.error("turn failed outside the pipeline: %s", type(error).__name__, exc_info=error)
+        raise error
+
+    adapter.on_turn_error = on_turn_error
+    pipeline = Pipeline(db=database, identity=Identity(settings), router=build_router())
+    return Runtime(settings, database, auth, adapter, OpsroomBot(pipeline), owns_db=db is None)
+
+
+def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
+    """The web application; pass db to share an existing Database (tests, benchmarks)."""
+    app = web.Application(client_max_size=MAX_BODY)
+    app[RUNTIME] = build_runtime(settings, db)
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.on_startup.append(_startup)
+    app.on_cleanup.append(_cleanup)
+    return app
+
+
+async def _startup(app: web.Application) -> None:
+    runtime = app[RUNTIME]
+    if runtime.settings.local_mode:
+        log.warning(
+            "LOCAL MODE: MicrosoftAppId is not set, so requests to /api/messages are NOT "
+            "authenticated. Never expose this instance; set MicrosoftAppId and "
+            "MicrosoftAppPassword to connect it to Teams."
+        )
+    else:
+        await runtime.auth.prefetch()
+
+
+async def _cleanup(app: web.Application) -> None:
+    runtime = app[RUNTIME]
+    if runtime.owns_db:
+        await asyncio.to_thread(runtime.db.close)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive."""
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """The database answers and its schema is at the code's head revision."""
+    db = request.app[RUNTIME].db
+    try:
+        await db.ping()
+        current = await asyncio.to_thread(schema.current_revision, db)
+    except Exception as exc:
+        return web.json_response({"status": "unavailable", "reason": type(exc).__name__}, status=503)
+    head = schema.head_revision()
+    if current != head:
+        reason = f"database at revision {current}, code expects {head}: run `python -m bot db upgrade`"
+        return web.json_response({"status": "unavailable", "reason": reason}, status=503)
+    return web.json_response({"status": "ready", "revision": current})
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    """The Bot Framework messaging endpoint."""
+    runtime = request.app[RUNTIME]
+    if request.content_type != "application/json":
+        return await _reject(runtime, 415, "content type must be application/json")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return await _reject(runtime, 413, "body over 256 KiB")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return await _reject(runtime, 413, "body over 256 KiB")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return await _reject(runtime, 400, "body is not valid JSON")
+    if not isinstance(data, dict):
+        return await _reject(runtime, 400, "body is not an activity")
+    try:
+        activity = Activity().deserialize(data)
+    except Exception:
+        return await _reject(runtime, 400, "body is not an activity")
+    if not activity.type:
+        return await _reject(runtime, 400, "activity has no type", activity)
+    header = request.headers.get("Authorization") or None
+    try:
+        result = await runtime.auth.authenticate_request(activity, header)
+    except PermissionError as exc:
+        return await _reject(runtime, 401, str(exc), activity, action="http.unauthorized")
+    except AuthUnavailable as exc:
+        log.error("cannot validate tokens: %s", exc)
+        return web.json_response({"error": "authentication temporarily unavailable"}, status=503)
+    invoke_response = await runtime.adapter.process_activity(result, activity, runtime.bot.on_turn)
+    if invoke_response:
+        return web.json_response(invoke_response.body, status=invoke_response.status)
+    return web.Response(status=201)
+
+
+async def _reject(
+    runtime: Runtime, status: int, reason: str, activity: Activity | None = None,
+    *, action: str = "http.rejected",
+) -> web.Response:
+    """Answer a request that never reaches the bot, and audit it (sender unverified)."""
+    where, actor = Where(), Actor(kind="unverified")
+    if activity is not None:
+        conv = conversation_of(activity)
+        where = Where(conv.team_id, conv.channel_id, conv.conversation_id)
+        sender = activity.from_property
+        actor = Actor(getattr(sender, "aad_object_id", None), conv.tenant_id,
+                      getattr(sender, "name", None), "unverified")  # fmt: skip
+    draft = EventDraft(
+        action=action, outcome="unauthorized" if status == 401 else "rejected", actor=actor,
+        where=where, activity_id=activity.id if activity else None,
+        activity_type=activity.type if activity else None, detail=f"HTTP {status}: {reason}",
+    )  # fmt: skip
+    await runtime.db.run(lambda session: flows.record(session, draft))
+    log.info("rejected request: HTTP %s %s", status, reason)
+    return web.json_response({"error": reason}, status=status)

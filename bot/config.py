@@ -1,0 +1,121 @@
+"""Settings from the environment (and `.env`), with secrets masked in repr."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _split(value: str | None) -> frozenset[str]:
+    return frozenset(part.strip().lower() for part in (value or "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting Opsroom reads; `.env.example` documents each one."""
+
+    host: str = "127.0.0.1"
+    port: int = 3978
+    database_url: str | None = None
+    app_id: str = ""
+    app_password: str = field(default="", repr=False)
+    app_type: str = "MultiTenant"
+    app_tenant_id: str = ""
+    env: str = "local"
+    home_tenant_id: str = ""
+    supervisors: frozenset[str] = frozenset()
+    timezone: str = "Europe/London"
+    graph_tenant_id: str = ""
+    graph_client_id: str = ""
+    graph_client_secret: str = field(default="", repr=False)
+    log_level: str = "INFO"
+    # Bot Framework endpoints; left empty they are the public cloud's. Tests point them at fakes.
+    openid_metadata_url: str = ""
+    token_issuer: str = ""
+    login_url: str = ""
+    oauth_scope: str = ""
+    member_cache_seconds: int = 600
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not f.repr:
+                value = "***" if value else ""
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    @property
+    def local_mode(self) -> bool:
+        """No app id: inbound requests are not authenticated (development only)."""
+        return not self.app_id
+
+    @property
+    def production(self) -> bool:
+        """Running for real."""
+        return self.env == "production"
+
+    def check(self) -> None:
+        """Refuse combinations that must never run."""
+        if self.production and self.local_mode:
+            raise SettingsError(
+                "OPSROOM_ENV=production needs MicrosoftAppId (and its password): "
+                "refusing to accept unauthenticated requests"
+            )
+        if self.production and not self.home_tenant_id:
+            raise SettingsError("OPSROOM_ENV=production needs OPSROOM_HOME_TENANT_ID")
+        if self.env not in ("local", "production"):
+            raise SettingsError("OPSROOM_ENV must be 'local' or 'production'")
+        if self.app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
+            raise SettingsError("MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI")
+
+
+def load(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
+    """Read settings: the process environment wins over `.env`."""
+    merged: dict[str, str] = {}
+    if env_file is not None and env_file.exists():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+
+    def get(name: str, default: str = "") -> str:
+        return merged.get(name, default).strip()
+
+    def integer(name: str, default: int) -> int:
+        raw = get(name)
+        try:
+            return int(raw) if raw else default
+        except ValueError as exc:
+            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+
+    settings = Settings(
+        host=get("HOST", "127.0.0.1"),
+        port=integer("PORT", 3978),
+        database_url=get("DATABASE_URL") or None,
+        app_id=get("MicrosoftAppId"),
+        app_password=get("MicrosoftAppPassword"),
+        app_type=get("MicrosoftAppType", "MultiTenant") or "MultiTenant",
+        app_tenant_id=get("MicrosoftAppTenantId"),
+        env=get("OPSROOM_ENV", "local").lower() or "local",
+        home_tenant_id=get("OPSROOM_HOME_TENANT_ID").lower(),
+        supervisors=_split(get("OPSROOM_SUPERVISORS")),
+        timezone=get("OPSROOM_TIMEZONE", "Europe/London") or "Europe/London",
+        graph_tenant_id=get("OPSROOM_GRAPH_TENANT_ID"),
+        graph_client_id=get("OPSROOM_GRAPH_CLIENT_ID"),
+        graph_client_secret=get("OPSROOM_GRAPH_CLIENT_SECRET"),
+        log_level=get("OPSROOM_LOG_LEVEL", "INFO").upper() or "INFO",
+        openid_metadata_url=get("OPSROOM_OPENID_METADATA_URL"),
+        token_issuer=get("OPSROOM_TOKEN_ISSUER"),
+        login_url=get("OPSROOM_LOGIN_URL"),
+        oauth_scope=get("OPSROOM_OAUTH_SCOPE"),
+        member_cache_seconds=integer("OPSROOM_MEMBER_CACHE_SECONDS", 600),
+    )
+    settings.check()
+    return settings

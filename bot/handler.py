@@ -1,0 +1,120 @@
+"""The Teams activity handler: hands each activity to the pipeline, then to the router's command."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from botbuilder.core import TurnContext
+from botbuilder.core.teams import TeamsActivityHandler
+from botbuilder.schema import ChannelAccount
+from botbuilder.schema.teams import TeamInfo, TeamsChannelAccount
+from sqlmodel import Session
+
+from bot import logs
+from bot.identity import conversation_of
+from bot.pipeline import Next, Pipeline, invoke_ack_body, turn_of
+from bot.turn import TURN_KEY, Turn
+from core.audit.flows import Claim
+from core.dedupe.models import activity_key
+from dialogs import events
+from dialogs.context import CommandContext
+from policies import evaluate
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
+    """Every activity goes through the pipeline; its handler step is Teams' own dispatch."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        conversation = conversation_of(activity)
+        claim = None
+        if activity.id:
+            key = activity_key(activity.channel_id, conversation.conversation_id, activity.id)
+            claim = Claim(key, activity.id)
+        turn = Turn(turn_context, conversation, claim)
+        turn_context.turn_state[TURN_KEY] = turn
+        token = logs.activity_id.set(activity.id)
+        try:
+            await self.pipeline.run(turn, self._dispatch)
+        finally:
+            logs.activity_id.reset(token)
+
+    async def _dispatch(self, turn: Turn, next: Next) -> None:
+        """The handler step: TeamsActivityHandler's dispatch, into the methods below."""
+        await super().on_turn(turn.context)
+
+    # -- what Teams' dispatch calls ----------------------------------------------------------
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        await self._run_command(turn_of(turn_context))
+
+    async def on_adaptive_card_invoke(self, turn_context: TurnContext, invoke_value: Any) -> Any:
+        turn = turn_of(turn_context)
+        await self._run_command(turn)
+        # Only buffered: the adapter returns it once the whole turn, audit included, is done.
+        return invoke_ack_body(turn.reply)
+
+    async def on_teams_members_added(
+        self, members_added: list[TeamsChannelAccount], team_info: TeamInfo, turn_context: TurnContext
+    ) -> None:
+        await self._run_event(turn_of(turn_context))
+
+    async def on_members_added_activity(
+        self, members_added: list[ChannelAccount], turn_context: TurnContext
+    ) -> None:
+        await self._run_event(turn_of(turn_context))
+
+    async def on_teams_members_removed(
+        self, members_removed: list[TeamsChannelAccount], team_info: TeamInfo, turn_context: TurnContext
+    ) -> None:
+        await self._run_event(turn_of(turn_context))
+
+    async def on_members_removed_activity(
+        self, members_removed: list[ChannelAccount], turn_context: TurnContext
+    ) -> None:
+        await self._run_event(turn_of(turn_context))
+
+    async def on_installation_update(self, turn_context: TurnContext) -> None:
+        await self._run_event(turn_of(turn_context))
+
+    # -- running the routed work -------------------------------------------------------------
+
+    def _context(self, turn: Turn) -> CommandContext:
+        principal = turn.principal
+        assert principal is not None
+
+        def transact(fn: Callable[[Session], T]) -> Any:
+            return self.pipeline.commit(turn, fn)
+
+        return CommandContext(
+            principal=principal,
+            conversation=turn.conversation,
+            resource=turn.resource,
+            db=self.pipeline.db,
+            transact=transact,
+            may=lambda action: evaluate(principal, action, turn.resource),
+            note=turn.note,
+        )
+
+    async def _run_command(self, turn: Turn) -> None:
+        route = turn.route
+        if route is None or route.kind != "command" or route.command is None:
+            return
+        turn.reply = await route.command.handler(self._context(turn), route.args)
+
+    async def _run_event(self, turn: Turn) -> None:
+        route = turn.route
+        if route is None or route.kind != "event":
+            return
+        data = turn.activity.channel_data if isinstance(turn.activity.channel_data, dict) else {}
+        team_name = (data.get("team") or {}).get("name")
+        turn.reply = await events.handle(route.action, self._context(turn), team_name=team_name)

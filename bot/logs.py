@@ -1,0 +1,49 @@
+"""JSON-lines logging on stdout, tagged with the activity being handled."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from core.text import clean
+
+activity_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("activity_id", default=None)
+
+_STANDARD = set(vars(logging.makeLogRecord({})))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; user text is cleaned before it gets here or by clean()."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": clean(record.getMessage(), 4000),
+        }
+        current = activity_id.get()
+        if current:
+            entry["activity_id"] = current
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value if isinstance(value, int | float | bool) else clean(str(value), 1000)
+        if record.exc_info:
+            entry["error"] = clean(self.formatException(record.exc_info), 8000)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(level: str = "INFO") -> None:
+    """Send every logger's output to stdout as JSON lines."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # msrest logs full request headers (bearer tokens included) at DEBUG.
+    for noisy in ("msrest", "msal", "urllib3", "aiohttp.access", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

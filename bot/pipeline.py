@@ -1,0 +1,211 @@
+"""The middleware chain, its order set here once: audit around identity, dedupe, route, policy, handler.
+
+Every step has one shape, `async def step(turn, next)`. The audit step is
+outermost so that denials, parse errors, duplicates and crashes are recorded
+as well as successes; replies are sent only after the audit event is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from botbuilder.core import CardFactory, MessageFactory, TurnContext, serializer_helper
+from botbuilder.schema import Activity, ActivityTypes, AdaptiveCardInvokeResponse, InvokeResponse
+from sqlmodel import Session
+
+from bot.identity import Identity
+from bot.routing import route
+from bot.turn import Turn
+from core.audit import flows
+from core.audit.flows import DuplicateActivity
+from core.db import Database
+from core.dedupe import service as dedupe
+from dialogs.context import Reply
+from dialogs.registry import Router
+from policies import evaluate
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Next = Callable[[], Awaitable[None]]
+Step = Callable[[Turn, Next], Awaitable[None]]
+
+INVOKE_RESPONSE_KEY = "BotFrameworkAdapter.InvokeResponse"
+
+
+class Pipeline:
+    """Runs a turn through the steps; the handler step is supplied by the bot."""
+
+    def __init__(self, *, db: Database, identity: Identity, router: Router) -> None:
+        self.db = db
+        self.identity = identity
+        self.router = router
+        self._inflight: dict[str, asyncio.Lock] = {}
+
+    def steps(self, handler: Step) -> Sequence[Step]:
+        """The one order, set here."""
+        return (self.audit, self.identify, self.dedupe, self.route, self.policy, handler)
+
+    async def run(self, turn: Turn, handler: Step) -> None:
+        """Run every step in order."""
+        steps = self.steps(handler)
+
+        async def call(index: int) -> None:
+            if index < len(steps):
+                await steps[index](turn, lambda: call(index + 1))
+
+        await call(0)
+
+    # -- recording -------------------------------------------------------------------------
+
+    async def commit(self, turn: Turn, fn: Callable[[Session], T] | None = None) -> T | None:
+        """Run fn (the action) and record the turn's audit event, in one transaction."""
+
+        def work(session: Session) -> T | None:
+            result = fn(session) if fn is not None else None
+            flows.record(session, turn.draft(), claim=turn.claim)
+            return result
+
+        result = await self.db.run(work)
+        turn.recorded = True
+        return result
+
+    async def _record_duplicate(self, turn: Turn) -> None:
+        turn.outcome, turn.reply = "duplicate", None
+        draft = turn.draft()
+        await self.db.run(lambda session: flows.record(session, draft))
+        turn.recorded = True
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, turn: Turn) -> AsyncIterator[None]:
+        """Serialise re-sends of one activity on this replica (the claim covers replicas)."""
+        if turn.claim is None:
+            yield
+            return
+        key = turn.claim.key
+        lock = self._inflight.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._inflight.get(key) is lock:
+                del self._inflight[key]
+
+    # -- steps -------------------------------------------------------------------------------
+
+    async def audit(self, turn: Turn, next: Next) -> None:
+        """Outermost: record exactly one event for the activity, then reply."""
+        async with self._exclusive(turn):
+            try:
+                await next()
+            except DuplicateActivity:
+                turn.recorded = False
+                turn.outcome = "duplicate"
+            except Exception as exc:
+                log.exception("handler failed")
+                if turn.recorded:  # the action committed; only delivering the reply failed
+                    return
+                turn.outcome, turn.detail = "error", type(exc).__name__
+                turn.claim = None  # not acted on: a re-send may try again
+                turn.reply = Reply(text="Sorry, something went wrong and nothing was changed. "
+                                        f"Reference: `{turn.activity.id or 'unknown'}`.")  # fmt: skip
+            if turn.outcome == "duplicate":
+                await self._record_duplicate(turn)
+            elif not turn.recorded:
+                try:
+                    await self.commit(turn)
+                except DuplicateActivity:
+                    await self._record_duplicate(turn)
+        await self._send(turn)
+
+    async def identify(self, turn: Turn, next: Next) -> None:
+        """Who is asking."""
+        turn.principal = await self.identity.resolve(turn.context, turn.conversation)
+        await next()
+
+    async def dedupe(self, turn: Turn, next: Next) -> None:
+        """An activity already acted on is acknowledged and goes no further."""
+        if turn.claim is not None:
+            key = turn.claim.key
+            if await self.db.run(lambda s: dedupe.seen(session=s, key=key), readonly=True):
+                turn.outcome = "duplicate"
+                return
+        await next()
+
+    async def route(self, turn: Turn, next: Next) -> None:
+        """Parse the activity; malformed and unknown commands are answered here."""
+        found = turn.route = route(self.router, turn.activity)
+        if found.kind == "parse_error" and found.command is not None:
+            turn.outcome = "parse_error"
+            turn.detail = found.message
+            turn.reply = Reply(text=f"{found.message}\n\nUsage: `{found.command.usage}`")
+            return
+        if found.kind == "unknown":
+            turn.outcome = "unknown_command"
+            hint = f" Did you mean `/{found.message}`?" if found.message else ""
+            turn.reply = Reply(text=f"I don't know that command.{hint} Type `/help` for the list.")
+            return
+        if found.kind == "ignored":
+            turn.outcome = "ignored"
+            return
+        await next()
+
+    async def policy(self, turn: Turn, next: Next) -> None:
+        """The one enforcement point: the route's declared action, asked of policies."""
+        assert turn.principal is not None and turn.route is not None
+        decision = turn.decision = evaluate(turn.principal, turn.route.action, turn.resource)
+        if not decision.allowed:
+            turn.outcome = "denied"
+            if turn.route.kind == "command":
+                turn.reply = Reply(text=f"You can't do that here: {decision.reason}.")
+            return
+        await next()
+
+    # -- replies -----------------------------------------------------------------------------
+
+    async def _send(self, turn: Turn) -> None:
+        context, reply = turn.context, turn.reply
+        if reply is not None and turn.outcome != "duplicate":
+            try:
+                await context.send_activity(to_activity(reply))
+            except Exception:
+                log.exception("could not deliver the reply")
+        if context.activity.type == ActivityTypes.invoke and not context.turn_state.get(INVOKE_RESPONSE_KEY):
+            await context.send_activity(invoke_ack(reply))
+
+
+def to_activity(reply: Reply) -> Activity:
+    """A message activity for a Reply."""
+    if reply.card is not None:
+        message = MessageFactory.attachment(CardFactory.adaptive_card(reply.card))
+        if reply.text:
+            message.text = reply.text
+        return message
+    message = MessageFactory.text(reply.text or "")
+    message.text_format = "markdown"
+    return message
+
+
+def invoke_ack_body(reply: Reply | None) -> AdaptiveCardInvokeResponse:
+    """The answer to an Adaptive Card Action.Execute: a short message shown on the card."""
+    text = reply.text if reply is not None and reply.text else "Done."
+    return AdaptiveCardInvokeResponse(
+        status_code=200, type="application/vnd.microsoft.activity.message", value=text[:500]
+    )
+
+
+def invoke_ack(reply: Reply | None) -> Activity:
+    """The invoke response activity, for invokes that never reached the handler."""
+    body = serializer_helper(invoke_ack_body(reply))
+    return Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200, body=body))
+
+
+def turn_of(context: TurnContext) -> Turn:
+    """The Turn riding on a TurnContext."""
+    turn = context.turn_state.get("opsroom.turn")
+    assert isinstance(turn, Turn)
+    return turn

@@ -1,0 +1,89 @@
+"""The state of one inbound activity as it passes through the middleware."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity
+
+from core.audit.flows import Claim
+from core.audit.models import Actor, EventDraft, Where
+from dialogs.context import AuditNote, Conversation, Reply
+from dialogs.registry import Command
+from policies import Decision, Principal, Resource
+
+TURN_KEY = "opsroom.turn"
+
+
+@dataclass
+class Route:
+    """What the activity asks for, once parsed."""
+
+    kind: str  # command | event | ignored | parse_error | unknown
+    action: str
+    command: Command | None = None
+    args: Any = None
+    arguments: dict[str, Any] = field(default_factory=dict)
+    message: str | None = None
+
+
+@dataclass
+class Turn:
+    """One activity's journey: who, what, the decision, the outcome, the reply."""
+
+    context: TurnContext
+    conversation: Conversation
+    claim: Claim | None
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal | None = None
+    resource: Resource = field(default_factory=Resource)
+    route: Route | None = None
+    decision: Decision | None = None
+    outcome: str = "ok"
+    detail: str | None = None
+    note: AuditNote = field(default_factory=AuditNote)
+    reply: Reply | None = None
+    recorded: bool = False
+
+    @property
+    def activity(self) -> Activity:
+        """The inbound activity."""
+        return self.context.activity
+
+    def draft(self) -> EventDraft:
+        """The audit event for this turn as it stands."""
+        principal = self.principal
+        actor = Actor()
+        if principal is not None:
+            actor = Actor(principal.aad_id, principal.tenant_id, principal.name,
+                          principal.kind.value, principal.agency)  # fmt: skip
+        else:
+            sender = self.activity.from_property
+            actor = Actor(getattr(sender, "aad_object_id", None), self.conversation.tenant_id,
+                          getattr(sender, "name", None), None, None)  # fmt: skip
+        route = self.route
+        return EventDraft(
+            action=route.action if route else f"activity.{self.activity.type or 'unknown'}",
+            outcome=self.outcome,
+            actor=actor,
+            where=Where(self.conversation.team_id, self.conversation.channel_id,
+                        self.conversation.conversation_id, self.note.room_key or self.resource.room_key),
+            activity_id=self.activity.id,
+            activity_type=_activity_type(self.activity),
+            arguments=route.arguments if route else {},
+            decision=None if self.decision is None else ("allow" if self.decision.allowed else "deny"),
+            rule=self.decision.rule if self.decision else None,
+            justification=self.note.justification,
+            recipients=self.note.recipients,
+            detail=self.note.detail or self.detail,
+            duration_us=int((time.perf_counter() - self.started) * 1_000_000),
+        )  # fmt: skip
+
+
+def _activity_type(activity: Activity) -> str | None:
+    if activity.type == "invoke" and activity.name:
+        return f"invoke/{activity.name}"
+    return str(activity.type) if activity.type else None

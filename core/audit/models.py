@@ -1,0 +1,101 @@
+"""The audit table and the event being written to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text
+from sqlmodel import Field, SQLModel
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditEvent(SQLModel, table=True):
+    """One row per inbound request; never updated, never deleted.
+
+    `at` is kept as fixed-width ISO-8601 UTC text ("2026-11-29T13:10:16.123456Z")
+    rather than a DateTime column so that what is hashed is exactly what is
+    stored on both SQLite and PostgreSQL, and sorts as text.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_at", "at"),
+        Index("ix_audit_event_room_at", "room_key", "at"),
+        Index("ix_audit_event_actor_at", "actor_aad_id", "at"),
+    )
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    at: str = Field(sa_column=Column(String(27), nullable=False))
+    actor_aad_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    actor_tenant_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    actor_name: str | None = Field(default=None, sa_column=Column(String(256)))
+    actor_kind: str | None = Field(default=None, sa_column=Column(String(16)))
+    actor_agency: str | None = Field(default=None, sa_column=Column(String(64)))
+    team_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    channel_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    conversation_id: str | None = Field(default=None, sa_column=Column(String(512)))
+    room_key: str | None = Field(default=None, sa_column=Column(String(64)))
+    activity_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    activity_type: str | None = Field(default=None, sa_column=Column(String(64)))
+    action: str = Field(sa_column=Column(String(64), nullable=False))
+    arguments: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    decision: str | None = Field(default=None, sa_column=Column(String(8)))
+    rule: str | None = Field(default=None, sa_column=Column(String(128)))
+    outcome: str = Field(sa_column=Column(String(32), nullable=False))
+    justification: str | None = Field(default=None, sa_column=Column(Text))
+    recipients: str | None = Field(default=None, sa_column=Column(Text))
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+    duration_us: int | None = Field(default=None, sa_column=Column(Integer))
+    prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+# The columns covered by the hash, in a fixed order (everything but `hash`).
+HASHED_FIELDS: tuple[str, ...] = (
+    "seq", "at", "actor_aad_id", "actor_tenant_id", "actor_name", "actor_kind",
+    "actor_agency", "team_id", "channel_id", "conversation_id", "room_key",
+    "activity_id", "activity_type", "action", "arguments", "decision", "rule",
+    "outcome", "justification", "recipients", "detail", "duration_us", "prev_hash",
+)  # fmt: skip
+
+
+@dataclass
+class Actor:
+    """Who made the request, as identity resolved it."""
+
+    aad_id: str | None = None
+    tenant_id: str | None = None
+    name: str | None = None
+    kind: str | None = None
+    agency: str | None = None
+
+
+@dataclass
+class Where:
+    """Where the request came from."""
+
+    team_id: str | None = None
+    channel_id: str | None = None
+    conversation_id: str | None = None
+    room_key: str | None = None
+
+
+@dataclass
+class EventDraft:
+    """An audit event before it gets its place in the chain."""
+
+    action: str
+    outcome: str
+    actor: Actor = field(default_factory=Actor)
+    where: Where = field(default_factory=Where)
+    activity_id: str | None = None
+    activity_type: str | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)
+    decision: str | None = None
+    rule: str | None = None
+    justification: str | None = None
+    recipients: list[str] | None = None
+    detail: str | None = None
+    duration_us: int | None = None

@@ -1,0 +1,119 @@
+"""Engines and sessions: the one place that talks to the database driver.
+
+Sessions are synchronous SQLAlchemy sessions run in a small worker-thread pool,
+so nothing here blocks the event loop and the same code serves SQLite (pysqlite)
+and PostgreSQL (psycopg 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session, create_engine
+
+T = TypeVar("T")
+
+DEFAULT_SQLITE_PATH = Path("var") / "opsroom.db"
+
+
+def normalise_url(url: str | None) -> str:
+    """Turn the usual `sqlite:///path` / `postgresql://...` forms into driver URLs."""
+    if not url:
+        return f"sqlite+pysqlite:///{DEFAULT_SQLITE_PATH}"
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+pysqlite").render_as_string(hide_password=False)
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported DATABASE_URL backend {backend!r}: use sqlite or postgresql")
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL, durable commits, and writer transactions that take the lock up front.
+
+    pysqlite's own transaction handling is turned off so that every transaction
+    starts with BEGIN IMMEDIATE: writers queue on the database lock at the start
+    instead of failing with SQLITE_BUSY on upgrade, which the audit chain needs
+    (read the head, append after it, atomically).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: DBAPIConnection, _rec: ConnectionPoolEntry) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL in WAL mode syncs the log on every commit: an acknowledged
+        # append survives a power cut.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        readonly = conn.get_execution_options().get("opsroom_readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+class Database:
+    """Owns the engine and the worker threads that run sessions."""
+
+    def __init__(self, url: str | None, *, workers: int = 4, echo: bool = False) -> None:
+        self.url = normalise_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": self.dialect != "sqlite"}
+        if self.dialect == "sqlite":
+            db_path = parsed.database
+            if db_path and db_path != ":memory:":
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs["pool_size"] = workers
+            kwargs["max_overflow"] = 2
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.dialect == "sqlite":
+            _sqlite_setup(self.engine)
+        # Read-only work (queries, verify) must not queue behind writers on SQLite.
+        self._readonly_engine = self.engine.execution_options(opsroom_readonly=True)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+
+    def __repr__(self) -> str:
+        return f"Database({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    def transaction(self, fn: Callable[[Session], T], *, readonly: bool = False) -> T:
+        """Run fn in one transaction (commit on return, roll back on raise), in this thread."""
+        bind = self._readonly_engine if readonly else self.engine
+        with Session(bind, expire_on_commit=False) as session, session.begin():
+            return fn(session)
+
+    async def run(self, fn: Callable[[Session], T], *, readonly: bool = False) -> T:
+        """Run fn in one transaction on a worker thread."""
+        loop = asyncio.get_running_loop()
+        ctx = contextvars.copy_context()
+        call = functools.partial(ctx.run, self.transaction, fn, readonly=readonly)
+        return await loop.run_in_executor(self._pool, call)
+
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+
+        def _ping(session: Session) -> None:
+            session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+
+        await self.run(_ping, readonly=True)
+
+    def close(self) -> None:
+        """Release connections and worker threads."""
+        self._pool.shutdown(wait=True)
+        self.engine.dispose()

@@ -1,0 +1,1 @@
+"""Features: the commands each offers and the cards it renders."""

@@ -1,0 +1,14 @@
+"""The bot's full command set, gathered from every feature module."""
+
+from __future__ import annotations
+
+from dialogs import audit, help
+from dialogs.registry import Router
+
+
+def build_router() -> Router:
+    """One router with every feature's commands; /help last, since it lists them."""
+    root = Router()
+    root.include(audit.router)
+    help.register(root)
+    return root

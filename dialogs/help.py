@@ -1,0 +1,43 @@
+"""/help: what the caller may run, and how."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from dialogs.context import CommandContext, Reply
+from dialogs.parsing import Args
+from dialogs.registry import Command, Router
+
+
+class HelpArgs(Args):
+    """`/help [command]`."""
+
+    positional: ClassVar[tuple[str, ...]] = ("command",)
+    command: str | None = None
+
+
+def register(root: Router) -> None:
+    """Add /help to root; it lists root's commands, so it is registered last."""
+
+    @root.command("help", action="help", args=HelpArgs)
+    async def help_command(ctx: CommandContext, args: HelpArgs) -> Reply:
+        """Show the commands you may run, or how to use one: /help audit verify."""
+        allowed = [c for c in root.commands() if ctx.may(c.action).allowed]
+        if not args.command:
+            return Reply(text=_listing(allowed, heading="Commands you can run here:"))
+        wanted = " ".join(args.command.lower().lstrip("/").split())
+        match = next((c for c in allowed if c.words == wanted), None)
+        if match is not None:
+            text = f"**{match.usage}**\n\n{match.summary}"
+            return Reply(text=f"{text}\n\n{match.description}" if match.description else text)
+        group = [c for c in allowed if c.words.startswith(wanted + " ")]
+        if group:
+            return Reply(text=_listing(group, heading=f"**/{wanted}** commands you can run:"))
+        return Reply(text=f"There is no command `/{wanted}` you can run here. Try `/help`.")
+
+
+def _listing(commands: list[Command], *, heading: str) -> str:
+    lines = [heading, ""]
+    lines += [f"- `/{c.words}`: {c.summary}" for c in commands]
+    lines += ["", "Type `/help <command>` for its options."]
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""Commands declared once: words, argument model, policy action, help (the docstring)."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dialogs.context import CommandContext, Reply
+from dialogs.parsing import Args, NoArgs, ParseError, parse_args, tokenize, usage
+
+Handler = Callable[[CommandContext, Any], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A registered command."""
+
+    words: str
+    action: str
+    args: type[Args]
+    handler: Handler
+    summary: str
+    description: str
+
+    @property
+    def usage(self) -> str:
+        """The usage line."""
+        return usage(self.words, self.args)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A message matched to a command, with its arguments."""
+
+    command: Command
+    args: Args
+
+
+class UnknownCommand(Exception):
+    """No command starts with these words."""
+
+    def __init__(self, words: str, suggestion: str | None) -> None:
+        super().__init__(words)
+        self.words = words
+        self.suggestion = suggestion
+
+
+class CommandParseError(Exception):
+    """The command was recognised but its arguments were not."""
+
+    def __init__(self, command: Command, message: str) -> None:
+        super().__init__(message)
+        self.command = command
+        self.message = message
+
+
+class Router:
+    """Collects commands; registration fails loudly on duplicates and non-coroutines."""
+
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+
+    def command(
+        self, words: str, *, action: str, args: type[Args] = NoArgs
+    ) -> Callable[[Handler], Handler]:
+        """Declare a command; the decorated coroutine's docstring is its help."""
+
+        def attach(handler: Handler) -> Handler:
+            key = " ".join(words.lower().split())
+            if not inspect.iscoroutinefunction(handler):
+                raise TypeError(f"command {key!r}: handler {handler.__name__} is not a coroutine")
+            if key in self._commands:
+                raise ValueError(f"command {key!r} is declared twice")
+            doc = inspect.getdoc(handler)
+            if not doc:
+                raise ValueError(f"command {key!r}: handler needs a docstring (its help text)")
+            summary, _, description = doc.partition("\n")
+            self._commands[key] = Command(key, action, args, handler, summary, description.strip())
+            return handler
+
+        return attach
+
+    def include(self, other: Router) -> None:
+        """Take every command of another router (one per feature module)."""
+        for command in other.commands():
+            if command.words in self._commands:
+                raise ValueError(f"command {command.words!r} is declared twice")
+            self._commands[command.words] = command
+
+    def commands(self) -> list[Command]:
+        """All commands, sorted by their words."""
+        return [self._commands[k] for k in sorted(self._commands)]
+
+    def get(self, words: str) -> Command | None:
+        """A command by its words."""
+        return self._commands.get(" ".join(words.lower().split()))
+
+    def parse(self, text: str) -> Parsed:
+        """Match the longest command prefix and parse the rest into its model."""
+        words = text.split()
+        lowered = [w.lower() for w in words]
+        for size in range(min(3, len(words)), 0, -1):
+            command = self._commands.get(" ".join(lowered[:size]))
+            if command is not None:
+                rest = text.split(None, size)[size] if len(words) > size else ""
+                try:
+                    return Parsed(command, parse_args(command.args, tokenize(rest)))
+                except ParseError as exc:
+                    raise CommandParseError(command, str(exc)) from exc
+        raise UnknownCommand(" ".join(words[:2]), self.suggest(lowered))
+
+    def suggest(self, lowered: list[str]) -> str | None:
+        """The closest known command to what was typed."""
+        names = list(self._commands)
+        for size in (2, 1):
+            guess = " ".join(lowered[:size])
+            close = difflib.get_close_matches(guess, names, n=1, cutoff=0.6)
+            if close:
+                return close[0]
+        firsts = {name.split()[0]: name for name in names}
+        if lowered:
+            close = difflib.get_close_matches(lowered[0], list(firsts), n=1, cutoff=0.6)
+            if close:
+                return firsts[close[0]]
+        return None
