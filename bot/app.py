@@ -22,6 +22,7 @@ from core.audit import flows
 from core.audit.models import Actor, EventDraft, Where
 from core.db import Database
 from dialogs.commands import build_router
+from dialogs.registry import Router
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class Runtime:
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
-def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
+def build_runtime(settings: Settings, db: Database | None = None, router: Router | None = None) -> Runtime:
     """Database, authentication, adapter, pipeline and bot, wired together."""
     database = db or Database(settings.database_url)
     auth = build_authentication(settings)
@@ -56,14 +57,16 @@ def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
         raise error
 
     adapter.on_turn_error = on_turn_error
-    pipeline = Pipeline(db=database, identity=Identity(settings), router=build_router())
+    pipeline = Pipeline(db=database, identity=Identity(settings), router=router or build_router())
     return Runtime(settings, database, auth, adapter, OpsroomBot(pipeline), owns_db=db is None)
 
 
-def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
-    """The web application; pass db to share an existing Database (tests, benchmarks)."""
+def create_app(
+    settings: Settings, *, db: Database | None = None, router: Router | None = None
+) -> web.Application:
+    """The web application; db and router may be supplied (tests, benchmarks)."""
     app = web.Application(client_max_size=MAX_BODY)
-    app[RUNTIME] = build_runtime(settings, db)
+    app[RUNTIME] = build_runtime(settings, db, router)
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from bot import logs
 from bot.identity import conversation_of
-from bot.pipeline import Next, Pipeline, invoke_ack_body, turn_of
+from bot.pipeline import Next, Pipeline, invoke_ack, turn_of
 from bot.turn import TURN_KEY, Turn
 from core.audit.flows import Claim
 from core.dedupe.models import activity_key
@@ -61,7 +61,8 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
         turn = turn_of(turn_context)
         await self._run_command(turn)
         # Only buffered: the adapter returns it once the whole turn, audit included, is done.
-        return invoke_ack_body(turn.reply)
+        await turn_context.send_activity(invoke_ack(turn.reply))
+        return None
 
     async def on_teams_members_added(
         self, members_added: list[TeamsChannelAccount], team_info: TeamInfo, turn_context: TurnContext

@@ -13,8 +13,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from botbuilder.core import CardFactory, MessageFactory, TurnContext, serializer_helper
-from botbuilder.schema import Activity, ActivityTypes, AdaptiveCardInvokeResponse, InvokeResponse
+from botbuilder.core import CardFactory, MessageFactory, TurnContext
+from botbuilder.schema import Activity, ActivityTypes, InvokeResponse
 from sqlmodel import Session
 
 from bot.identity import Identity
@@ -133,6 +133,7 @@ class Pipeline:
             key = turn.claim.key
             if await self.db.run(lambda s: dedupe.seen(session=s, key=key), readonly=True):
                 turn.outcome = "duplicate"
+                turn.route = route(self.router, turn.activity)  # pure: only to name the action
                 return
         await next()
 
@@ -190,17 +191,14 @@ def to_activity(reply: Reply) -> Activity:
     return message
 
 
-def invoke_ack_body(reply: Reply | None) -> AdaptiveCardInvokeResponse:
-    """The answer to an Adaptive Card Action.Execute: a short message shown on the card."""
-    text = reply.text if reply is not None and reply.text else "Done."
-    return AdaptiveCardInvokeResponse(
-        status_code=200, type="application/vnd.microsoft.activity.message", value=text[:500]
-    )
-
-
 def invoke_ack(reply: Reply | None) -> Activity:
-    """The invoke response activity, for invokes that never reached the handler."""
-    body = serializer_helper(invoke_ack_body(reply))
+    """The answer to an Adaptive Card Action.Execute: a short message shown on the card.
+
+    A plain dict body: the SDK's AdaptiveCardInvokeResponse types `value` as a
+    dict and fails to serialise the message form Teams documents.
+    """
+    text = reply.text if reply is not None and reply.text else "Done."
+    body = {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": text[:500]}
     return Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200, body=body))
 
 

@@ -43,22 +43,6 @@ def redact(arguments: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _fit(value: str | None, width: int) -> str | None:
-    """Clean value so the result, cut marker included, fits a column of `width` characters.
-
-    safe.clean caps the kept text and then appends "...[+N chars]", so capping at
-    the column width alone overflows VARCHAR(width) on PostgreSQL.
-    """
-    cap = width
-    while True:
-        out = safe.clean(value, cap)
-        if out is None or len(out) <= width:
-            return out
-        cap -= len(out) - width
-        if cap < 1:
-            return out[:width]
-
-
 def _lock_head(session: Session) -> tuple[int, str]:
     """Take the append lock and return the chain head (seq, hash)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -73,22 +57,22 @@ def _to_row(draft: EventDraft, *, seq: int, prev_hash: str, at: str) -> AuditEve
     row = AuditEvent(
         seq=seq,
         at=at,
-        actor_aad_id=_fit(draft.actor.aad_id, 64),
-        actor_tenant_id=_fit(draft.actor.tenant_id, 64),
-        actor_name=_fit(draft.actor.name, 256),
-        actor_kind=draft.actor.kind,
-        actor_agency=_fit(draft.actor.agency, 64),
-        team_id=_fit(draft.where.team_id, 256),
-        channel_id=_fit(draft.where.channel_id, 256),
-        conversation_id=_fit(draft.where.conversation_id, 512),
-        room_key=draft.where.room_key,
-        activity_id=_fit(draft.activity_id, 256),
-        activity_type=_fit(draft.activity_type, 64),
-        action=_fit(draft.action, 64) or "unknown",
+        actor_aad_id=safe.clean(draft.actor.aad_id, 64),
+        actor_tenant_id=safe.clean(draft.actor.tenant_id, 64),
+        actor_name=safe.clean(draft.actor.name, 256),
+        actor_kind=safe.clean(draft.actor.kind, 16),
+        actor_agency=safe.clean(draft.actor.agency, 64),
+        team_id=safe.clean(draft.where.team_id, 256),
+        channel_id=safe.clean(draft.where.channel_id, 256),
+        conversation_id=safe.clean(draft.where.conversation_id, 512),
+        room_key=safe.clean(draft.where.room_key, 64),
+        activity_id=safe.clean(draft.activity_id, 256),
+        activity_type=safe.clean(draft.activity_type, 64),
+        action=safe.clean(draft.action, 64) or "unknown",
         arguments=json.dumps(redact(draft.arguments), sort_keys=True, ensure_ascii=False),
-        decision=draft.decision,
-        rule=draft.rule,
-        outcome=draft.outcome,
+        decision=safe.clean(draft.decision, 8),
+        rule=safe.clean(draft.rule, 128),
+        outcome=safe.clean(draft.outcome, 32) or "unknown",
         justification=safe.clean(draft.justification),
         recipients=json.dumps(draft.recipients) if draft.recipients is not None else None,
         detail=safe.clean(draft.detail),

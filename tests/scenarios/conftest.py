@@ -15,6 +15,7 @@ from sqlalchemy import text
 from bot.app import create_app
 from bot.config import Settings
 from core.db import Database
+from dialogs.registry import Router
 from tests import fixtures
 from tests.fakes.connector import FakeConnector, PostedActivity
 from tests.fakes.openid import FakeOpenId
@@ -111,9 +112,11 @@ async def connector() -> AsyncIterator[FakeConnector]:
         yield fake
 
 
-async def start_harness(settings: Settings, connector: FakeConnector, db: Database) -> Harness:
+async def start_harness(
+    settings: Settings, connector: FakeConnector, db: Database, router: Router | None = None
+) -> Harness:
     """Build the app exactly as production does and serve it on an ephemeral port."""
-    server = TestServer(create_app(settings, db=db), host="127.0.0.1", port=0)
+    server = TestServer(create_app(settings, db=db, router=router), host="127.0.0.1", port=0)
     await server.start_server()
     return Harness(server, connector, db)
 
