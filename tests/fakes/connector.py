@@ -1,0 +1,565 @@
+"""A fake Bot Connector service (REST API v3, Teams flavour) on 127.0.0.1.
+
+Runs an aiohttp server on **its own event loop in a background thread** (the
+SDK makes some connector calls with blocking ``requests`` from inside
+coroutines -- e.g. ``TeamsInfo.get_team_details`` / ``get_team_channels`` use
+the synchronous msrest pipeline -- which would deadlock a server sharing the
+caller's loop), answers the routes the bot uses, and records every request::
+
+    async with FakeConnector() as connector:
+        connector.add_member(conv_id, {...})
+        ... drive the bot with service_url=connector.url ...
+        sent = await connector.wait_for_activities(1)
+        assert sent[0]["text"] == "..."
+        assert sent[0].conversation_id == conv_id
+
+Conversation ids (``19:...@thread.tacv2;messageid=...``, ``a:1...``) arrive
+percent-encoded in the path; every path segment is decoded individually, so
+``RecordedRequest.conversation_id`` is always the plain id.
+
+The service never checks the ``Authorization`` header; tests can read it from
+``RecordedRequest.headers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+
+__all__ = [
+    "FailureRule",
+    "FakeConnector",
+    "PostedActivity",
+    "RecordedRequest",
+    "error_body",
+]
+
+ACTIVITY_KINDS = ("send", "reply", "update", "create")
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The Bot Connector ``ErrorResponse`` shape."""
+    return {"error": {"code": code, "message": message}}
+
+
+@dataclass
+class RecordedRequest:
+    """One request received by the fake connector (failed ones included)."""
+
+    method: str
+    path: str
+    """Decoded path, e.g. ``/v3/conversations/19:x@thread.tacv2;messageid=1/activities``."""
+    raw_path: str
+    """Path exactly as received (still percent-encoded)."""
+    headers: dict[str, str]
+    json: Any | None
+    query: dict[str, str]
+    conversation_id: str | None = None
+    activity_id: str | None = None
+    """The ``{activityId}`` path segment (reply target / updated activity)."""
+    kind: str | None = None
+    """``send`` | ``reply`` | ``update`` | ``create`` | ``delete`` | ``members`` |
+    ``member`` | ``pagedmembers`` | ``activity_members`` | ``team`` |
+    ``team_channels`` | ``unknown``."""
+    status: int = 0
+    """HTTP status the fake answered."""
+    failed: bool = False
+    """True when the answer came from ``fail_next`` injection."""
+    response: Any | None = None
+    """JSON body the fake answered with."""
+    received_at: float = field(default_factory=time.time)
+
+    @property
+    def is_activity(self) -> bool:
+        return self.kind in ACTIVITY_KINDS
+
+
+class PostedActivity(dict[str, Any]):
+    """An activity JSON body the bot sent (a plain ``dict``) plus request context."""
+
+    def __init__(self, body: Mapping[str, Any], request: RecordedRequest, assigned_id: str | None) -> None:
+        super().__init__(body)
+        self.request = request
+        self.conversation_id: str | None = request.conversation_id
+        self.kind: str | None = request.kind
+        self.method: str = request.method
+        self.reply_to_id: str | None = request.activity_id if request.kind == "reply" else None
+        self.assigned_id: str | None = assigned_id
+        """The id the fake returned (``{"id": ...}``) / the updated activity's id."""
+
+    @property
+    def is_update(self) -> bool:
+        return self.kind == "update"
+
+
+@dataclass
+class FailureRule:
+    remaining: int
+    status: int
+    retry_after: float | int | str | None = None
+    path_contains: str | None = None
+    method: str | None = None
+    code: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.remaining <= 0:
+            return False
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return self.path_contains is None or self.path_contains in path
+
+
+_ERROR_CODES = {
+    400: "BadArgument",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    412: "PreconditionFailed",
+    429: "Throttled",
+    500: "InternalServerError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
+
+
+def _base_conversation_id(conversation_id: str) -> str:
+    """``19:x@thread.tacv2;messageid=123`` -> ``19:x@thread.tacv2``."""
+    return conversation_id.split(";", 1)[0]
+
+
+class FakeConnector:
+    """Fake Bot Connector REST API v3 (see module docstring)."""
+
+    def __init__(self, *, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.requests: list[RecordedRequest] = []
+        self.conversations: dict[str, dict[str, Any]] = {}
+        """Conversations created through ``POST /v3/conversations`` (id -> create body)."""
+        self._members: dict[str, list[dict[str, Any]]] = {}
+        self._teams: dict[str, dict[str, Any]] = {}
+        self._failures: list[FailureRule] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def url(self) -> str:
+        """Service URL with a trailing slash, like Teams serviceUrls."""
+        if not self.port:
+            raise RuntimeError("FakeConnector not started")
+        return f"http://{self.host}:{self.port}/"
+
+    def start_sync(self) -> FakeConnector:
+        """Start the server thread (blocking until it listens)."""
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        errors: list[BaseException] = []
+        loop = asyncio.new_event_loop()
+
+        async def setup() -> None:
+            app = web.Application(client_max_size=16 * 1024 * 1024)
+            app.router.add_route("*", "/{tail:.*}", self._dispatch)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, self.host, 0)
+            await site.start()
+            self._runner = runner
+            self.port = int(runner.addresses[0][1])
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(setup())
+            except BaseException as exc:
+                errors.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="FakeConnector", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("FakeConnector did not start")
+        if errors:
+            self._thread = None
+            self._loop = None
+            raise errors[0]
+        return self
+
+    def stop_sync(self) -> None:
+        loop, thread, runner = self._loop, self._thread, self._runner
+        if loop is None or thread is None:
+            return
+        if runner is not None:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        self._loop = None
+        self._thread = None
+        self._runner = None
+
+    async def start(self) -> FakeConnector:
+        return await asyncio.to_thread(self.start_sync)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.stop_sync)
+
+    async def __aenter__(self) -> FakeConnector:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def __enter__(self) -> FakeConnector:
+        return self.start_sync()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_sync()
+
+    # ------------------------------------------------------------------ seeding
+    def add_member(self, conversation_id: str, member: Mapping[str, Any]) -> None:
+        """Add a Teams-style member (``id`` "29:...", name, aadObjectId, ...)."""
+        with self._lock:
+            members = self._members.setdefault(_base_conversation_id(conversation_id), [])
+            members[:] = [m for m in members if m.get("id") != member.get("id")]
+            members.append(dict(member))
+
+    def remove_member(self, conversation_id: str, member_id: str) -> None:
+        key = _base_conversation_id(conversation_id)
+        with self._lock:
+            self._members[key] = [
+                m for m in self._members.get(key, []) if member_id not in (m.get("id"), m.get("aadObjectId"))
+            ]
+
+    def set_team(
+        self,
+        team_id: str,
+        name: str,
+        aad_group_id: str,
+        channels: Iterable[tuple[str, str | None] | Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Seed a team.  ``channels``: ``(id, name)`` pairs or dicts; default: the
+        General channel only (id == team id, name ``None`` as Teams reports it)."""
+        chans: list[dict[str, Any]] = []
+        for ch in channels if channels is not None else [(team_id, None)]:
+            if isinstance(ch, Mapping):
+                chans.append({"id": ch["id"], "name": ch.get("name")})
+            else:
+                chans.append({"id": ch[0], "name": ch[1]})
+        with self._lock:
+            self._teams[team_id] = {
+                "id": team_id,
+                "name": name,
+                "aadGroupId": aad_group_id,
+                "channels": chans,
+            }
+
+    def members_of(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Roster for a conversation: its own members, else the owning team's."""
+        key = _base_conversation_id(conversation_id)
+        with self._lock:
+            if key in self._members:
+                return list(self._members[key])
+            for team_id, team in self._teams.items():
+                if any(ch["id"] == key for ch in team["channels"]):
+                    return list(self._members.get(team_id, []))
+            return []
+
+    # ------------------------------------------------------------------ failures
+    def fail_next(
+        self,
+        n: int,
+        status: int,
+        retry_after: float | int | str | None = None,
+        path_contains: str | None = None,
+        *,
+        method: str | None = None,
+        code: str | None = None,
+    ) -> FailureRule:
+        """Answer the next ``n`` matching requests with ``status`` and an ErrorResponse.
+
+        ``path_contains`` is matched against the *decoded* path.  ``retry_after``
+        becomes a ``Retry-After`` header.  Rules are consumed in the order added.
+        """
+        rule = FailureRule(n, status, retry_after, path_contains, method, code)
+        with self._lock:
+            self._failures.append(rule)
+        return rule
+
+    # ------------------------------------------------------------------ reading
+    def activity_requests(self) -> list[RecordedRequest]:
+        """Successful activity-carrying requests (send/reply/update/create-with-activity)."""
+        with self._lock:
+            return [r for r in self.requests if r.is_activity and not r.failed and 200 <= r.status < 300]
+
+    def activities(self) -> list[PostedActivity]:
+        """Activity bodies the bot delivered, in order.
+
+        Includes POST .../activities (``kind="send"``), POST .../activities/{id}
+        (``"reply"``), PUT .../activities/{id} (``"update"``) and the ``activity``
+        embedded in ``POST /v3/conversations`` (``"create"``, conversation_id =
+        the new conversation).  Requests rejected by ``fail_next`` or with a bad
+        body are excluded (they are still in ``.requests``).
+        """
+        out: list[PostedActivity] = []
+        for r in self.activity_requests():
+            body = r.json if r.kind != "create" else (r.json or {}).get("activity")
+            if not isinstance(body, Mapping):
+                continue
+            assigned = (
+                (r.response or {}).get("activityId") if r.kind == "create" else (r.response or {}).get("id")
+            )
+            out.append(PostedActivity(body, r, assigned))
+        return out
+
+    def failed_requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.failed]
+
+    def clear(self) -> None:
+        """Forget recorded requests (seeded members/teams and pending failures stay)."""
+        with self._lock:
+            self.requests.clear()
+
+    async def wait_for_activities(self, n: int, timeout: float = 5.0) -> list[PostedActivity]:
+        """Wait until at least ``n`` activities were delivered; return all of them.
+
+        Raises ``AssertionError`` listing what was received on timeout.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            got = self.activities()
+            if len(got) >= n:
+                return got
+            if loop.time() >= deadline:
+                raise AssertionError(self._timeout_message(n, timeout, got))
+            await asyncio.sleep(0.01)
+
+    def wait_for_activities_sync(self, n: int, timeout: float = 5.0) -> list[PostedActivity]:
+        """Blocking variant of ``wait_for_activities`` for synchronous tests."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.activities()
+            if len(got) >= n:
+                return got
+            if time.monotonic() >= deadline:
+                raise AssertionError(self._timeout_message(n, timeout, got))
+            time.sleep(0.01)
+
+    def _timeout_message(self, n: int, timeout: float, got: list[PostedActivity]) -> str:
+        summary = [
+            {
+                "kind": a.kind,
+                "conversation_id": a.conversation_id,
+                "type": a.get("type"),
+                "text": a.get("text"),
+            }
+            for a in got
+        ]
+        with self._lock:
+            others = [
+                f"{r.method} {r.path} -> {r.status}{' (injected)' if r.failed else ''}" for r in self.requests
+            ]
+        return (
+            f"expected at least {n} activities within {timeout}s, got {len(got)}: {summary}; "
+            f"all requests: {others}"
+        )
+
+    # ------------------------------------------------------------------ server
+    def _new_id(self) -> str:
+        return f"{int(time.time() * 1000)}{next(self._ids):04d}"
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        raw_path = request.raw_path.split("?", 1)[0]
+        segments = [unquote(s) for s in raw_path.split("/") if s]
+        decoded_path = "/" + "/".join(segments)
+        body_text = await request.text()
+        rec = RecordedRequest(
+            method=request.method,
+            path=decoded_path,
+            raw_path=raw_path,
+            headers=dict(request.headers.items()),
+            json=None,
+            query=dict(request.query.items()),
+        )
+        self._classify(rec, segments)
+        with self._lock:
+            try:
+                status, payload, headers = self._handle(rec, segments, body_text)
+            except Exception as exc:  # pragma: no cover - a bug in the fake itself
+                status, payload, headers = 500, error_body("FakeConnectorError", repr(exc)), {}
+            rec.status = status
+            rec.response = payload
+            self.requests.append(rec)
+        if status == 204:
+            return web.Response(status=204, headers=headers)
+        return web.json_response(payload, status=status, headers=headers)
+
+    @staticmethod
+    def _classify(rec: RecordedRequest, seg: Sequence[str]) -> None:
+        m = rec.method
+        n = len(seg)
+        kind = "unknown"
+        if n >= 2 and seg[0] == "v3" and seg[1] == "conversations":
+            if n == 2 and m == "POST":
+                kind = "create"
+            elif n >= 3:
+                rec.conversation_id = seg[2]
+                if n == 4 and seg[3] == "activities" and m == "POST":
+                    kind = "send"
+                elif n == 5 and seg[3] == "activities":
+                    rec.activity_id = seg[4]
+                    kind = {"POST": "reply", "PUT": "update", "DELETE": "delete"}.get(m, "unknown")
+                elif n == 6 and seg[3] == "activities" and seg[5] == "members" and m == "GET":
+                    rec.activity_id = seg[4]
+                    kind = "activity_members"
+                elif n == 4 and seg[3] == "members" and m == "GET":
+                    kind = "members"
+                elif n == 5 and seg[3] == "members" and m == "GET":
+                    kind = "member"
+                elif n == 4 and seg[3] == "pagedmembers" and m == "GET":
+                    kind = "pagedmembers"
+        elif n >= 3 and seg[0] == "v3" and seg[1] == "teams" and m == "GET":
+            if n == 3:
+                kind = "team"
+            elif n == 4 and seg[3] == "conversations":
+                kind = "team_channels"
+        rec.kind = kind
+
+    def _take_failure(self, rec: RecordedRequest) -> FailureRule | None:
+        for rule in self._failures:
+            if rule.matches(rec.method, rec.path):
+                rule.remaining -= 1
+                if rule.remaining <= 0:
+                    self._failures.remove(rule)
+                return rule
+        return None
+
+    def _handle(
+        self, rec: RecordedRequest, seg: Sequence[str], body_text: str
+    ) -> tuple[int, Any, dict[str, str]]:
+        rule = self._take_failure(rec)
+        if rule is not None:
+            rec.failed = True
+            headers: dict[str, str] = {}
+            if rule.retry_after is not None:
+                headers["Retry-After"] = str(rule.retry_after)
+            code = rule.code or _ERROR_CODES.get(rule.status, "ServiceError")
+            message = "Too many requests" if rule.status == 429 else f"Injected failure {rule.status}"
+            return rule.status, error_body(code, message), headers
+
+        if body_text.strip():
+            try:
+                rec.json = json.loads(body_text)
+            except ValueError as exc:
+                return 400, error_body("BadSyntax", f"Invalid JSON body: {exc}"), {}
+        if rec.method in ("POST", "PUT") and rec.kind in ACTIVITY_KINDS and not isinstance(rec.json, dict):
+            return 400, error_body("BadArgument", "Request body must be a JSON object"), {}
+
+        kind = rec.kind
+        conv = rec.conversation_id or ""
+        if kind == "create":
+            return self._create_conversation(rec)
+        if kind in ("send", "reply"):
+            return 201, {"id": self._new_id()}, {}
+        if kind == "update":
+            return 200, {"id": rec.activity_id}, {}
+        if kind == "delete":
+            return 200, None, {}
+        if kind in ("members", "activity_members"):
+            return 200, list(self.members_of(conv)), {}
+        if kind == "member":
+            wanted = seg[4]
+            for member in self.members_of(conv):
+                if wanted in (member.get("id"), member.get("aadObjectId")):
+                    return 200, member, {}
+            return (
+                404,
+                error_body(
+                    "MemberNotFoundInConversation", f"The member {wanted} is not in conversation {conv}"
+                ),
+                {},
+            )
+        if kind == "pagedmembers":
+            return self._paged_members(rec, conv)
+        if kind in ("team", "team_channels"):
+            team = self._teams.get(seg[2])
+            if team is None:
+                return 404, error_body("NotFound", f"Team {seg[2]} not found"), {}
+            if kind == "team":
+                return (
+                    200,
+                    {
+                        "id": team["id"],
+                        "name": team["name"],
+                        "aadGroupId": team["aadGroupId"],
+                        "channelCount": len(team["channels"]),
+                        "memberCount": len(self._members.get(team["id"], [])),
+                        "type": "standard",
+                    },
+                    {},
+                )
+            return 200, {"conversations": [dict(c) for c in team["channels"]]}, {}
+        return 404, error_body("NotFound", f"No fake route for {rec.method} {rec.path}"), {}
+
+    def _create_conversation(self, rec: RecordedRequest) -> tuple[int, Any, dict[str, str]]:
+        body = rec.json if isinstance(rec.json, dict) else {}
+        activity_id = self._new_id()
+        channel_id = ((body.get("channelData") or {}).get("channel") or {}).get("id")
+        if channel_id and body.get("activity"):
+            conversation_id = f"{channel_id};messageid={activity_id}"
+        elif channel_id:
+            conversation_id = channel_id
+        elif body.get("isGroup"):
+            conversation_id = f"19:{uuid.uuid4().hex}@thread.v2"
+        else:
+            conversation_id = f"a:1{uuid.uuid4().hex}"
+        rec.conversation_id = conversation_id
+        self.conversations[conversation_id] = body
+        return 201, {"id": conversation_id, "activityId": activity_id, "serviceUrl": self.url}, {}
+
+    def _paged_members(self, rec: RecordedRequest, conv: str) -> tuple[int, Any, dict[str, str]]:
+        members = self.members_of(conv)
+        try:
+            size = int(rec.query.get("pageSize") or 200)
+            start = int(rec.query.get("continuationToken") or 0)
+        except ValueError:
+            return 400, error_body("BadArgument", "Invalid pageSize or continuationToken"), {}
+        size = max(1, min(size, 500))
+        page = members[start : start + size]
+        nxt = start + size
+        token = str(nxt) if nxt < len(members) else None
+        return 200, {"members": list(page), "continuationToken": token}, {}
