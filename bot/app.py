@@ -14,6 +14,7 @@ from botbuilder.schema import Activity
 
 from bot.auth import AuthUnavailable, GuardedAuthentication, build_authentication
 from bot.config import Settings
+from bot.graph import GraphClient
 from bot.handler import OpsroomBot
 from bot.identity import Identity, conversation_of
 from bot.pipeline import Pipeline
@@ -38,6 +39,7 @@ class Runtime:
     auth: GuardedAuthentication
     adapter: CloudAdapter
     bot: OpsroomBot
+    graph: GraphClient | None
     owns_db: bool
 
 
@@ -57,8 +59,10 @@ def build_runtime(settings: Settings, db: Database | None = None, router: Router
         raise error
 
     adapter.on_turn_error = on_turn_error
-    pipeline = Pipeline(db=database, identity=Identity(settings), router=router or build_router())
-    return Runtime(settings, database, auth, adapter, OpsroomBot(pipeline), owns_db=db is None)
+    graph = GraphClient(settings.graph) if settings.graph.configured else None
+    identity = Identity(settings, graph)
+    pipeline = Pipeline(db=database, identity=identity, router=router or build_router())
+    return Runtime(settings, database, auth, adapter, OpsroomBot(pipeline), graph, owns_db=db is None)
 
 
 def create_app(
@@ -89,6 +93,8 @@ async def _startup(app: web.Application) -> None:
 
 async def _cleanup(app: web.Application) -> None:
     runtime = app[RUNTIME]
+    if runtime.graph is not None:
+        await runtime.graph.close()
     if runtime.owns_db:
         await asyncio.to_thread(runtime.db.close)
 

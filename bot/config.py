@@ -9,6 +9,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from bot.graph import GraphConfig
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
@@ -36,6 +38,8 @@ class Settings:
     graph_tenant_id: str = ""
     graph_client_id: str = ""
     graph_client_secret: str = field(default="", repr=False)
+    graph_url: str = ""
+    graph_login_url: str = ""
     log_level: str = "INFO"
     # Bot Framework endpoints; left empty they are the public cloud's. Tests point them at fakes.
     openid_metadata_url: str = ""
@@ -57,6 +61,14 @@ class Settings:
     def local_mode(self) -> bool:
         """No app id: inbound requests are not authenticated (development only)."""
         return not self.app_id
+
+    @property
+    def graph(self) -> GraphConfig:
+        """Microsoft Graph settings (`.configured` is false unless all three credentials are set)."""
+        return GraphConfig.from_values(
+            self.graph_tenant_id, self.graph_client_id, self.graph_client_secret,
+            self.graph_url, self.graph_login_url,
+        )  # fmt: skip
 
     @property
     def production(self) -> bool:
@@ -110,6 +122,8 @@ def load(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(
         graph_tenant_id=get("OPSROOM_GRAPH_TENANT_ID"),
         graph_client_id=get("OPSROOM_GRAPH_CLIENT_ID"),
         graph_client_secret=get("OPSROOM_GRAPH_CLIENT_SECRET"),
+        graph_url=get("OPSROOM_GRAPH_URL"),
+        graph_login_url=get("OPSROOM_GRAPH_LOGIN_URL"),
         log_level=get("OPSROOM_LOG_LEVEL", "INFO").upper() or "INFO",
         openid_metadata_url=get("OPSROOM_OPENID_METADATA_URL"),
         token_issuer=get("OPSROOM_TOKEN_ISSUER"),

@@ -11,6 +11,7 @@ from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import Activity
 
 from bot.config import Settings
+from bot.graph import GraphClient, GraphError
 from dialogs.context import Conversation
 from policies import Principal, PrincipalKind
 
@@ -44,11 +45,14 @@ class _Cached:
 
 
 class Identity:
-    """Resolves principals; asks Teams for a member's role (guest or not), cached."""
+    """Resolves principals; asks Teams whether a member is a guest and Graph whether
+    they are in a supervisors' group, both cached."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, graph: GraphClient | None = None) -> None:
         self.settings = settings
+        self.graph = graph
         self._roles: dict[tuple[str, str], _Cached] = {}
+        self._supervisor: dict[str, tuple[bool, float]] = {}
 
     async def resolve(self, context: TurnContext, conversation: Conversation) -> Principal:
         """The principal behind an inbound activity."""
@@ -70,7 +74,27 @@ class Identity:
                 return Principal(aad_id, tenant, PrincipalKind.GUEST, name, why="Teams reports a guest")
         if aad_id in self.settings.supervisors:
             return Principal(aad_id, tenant, PrincipalKind.SUPERVISOR, name, why="listed supervisor")
+        if await self._in_supervisor_group(aad_id):
+            return Principal(aad_id, tenant, PrincipalKind.SUPERVISOR, name, why="supervisors' group")
         return Principal(aad_id, tenant, PrincipalKind.OFFICER, name, why="member of our tenant")
+
+    async def _in_supervisor_group(self, aad_id: str) -> bool:
+        """Whether Graph says the user is in one of the configured ids (as groups); errors say no."""
+        if self.graph is None or not self.settings.supervisors:
+            return False
+        now = time.monotonic()
+        cached = self._supervisor.get(aad_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        try:
+            found = bool(await self.graph.member_groups(aad_id, self.settings.supervisors))
+        except GraphError as exc:
+            log.warning("supervisor group check failed (%s): treating as not a supervisor", exc.code)
+            return False
+        if len(self._supervisor) > 50_000:
+            self._supervisor.clear()
+        self._supervisor[aad_id] = (found, now + self.settings.member_cache_seconds)
+        return found
 
     async def _member_role(self, context: TurnContext, aad_id: str) -> str | None:
         """Teams' userRole for the sender ('user', 'guest'); None when it cannot be told."""
