@@ -13,8 +13,9 @@ from bot import logs
 from bot.app import create_app
 from bot.config import Settings, SettingsError, load
 from core import schema
-from core.audit import checkpoint, service
+from core.audit import checkpoint
 from core.audit.chain import Checkpoint
+from core.audit.verify import verify as parallel_verify
 from core.db import Database
 
 log = logging.getLogger("bot")
@@ -67,7 +68,7 @@ def verify(settings: Settings, checkpoint_file: Path | None) -> int:
     db = Database(settings.database_url)
     try:
         points = checkpoint.read(checkpoint_file) if checkpoint_file else []
-        result = db.transaction(lambda s: service.verify(s, points), readonly=True)
+        result = parallel_verify(db, points)
     finally:
         db.close()
     if not result.ok:

@@ -70,14 +70,14 @@ class Pipeline:
             flows.record(session, turn.draft(), claim=turn.claim)
             return result
 
-        result = await self.db.run(work)
+        result = await self.db.commit(work)
         turn.recorded = True
         return result
 
     async def _record_duplicate(self, turn: Turn) -> None:
         turn.outcome, turn.reply = "duplicate", None
         draft = turn.draft()
-        await self.db.run(lambda session: flows.record(session, draft))
+        await self.db.commit(lambda session: flows.record(session, draft))
         turn.recorded = True
 
     @contextlib.asynccontextmanager

@@ -21,6 +21,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
+from core.groupcommit import GroupWriter
+
 T = TypeVar("T")
 
 DEFAULT_SQLITE_PATH = Path("var") / "opsroom.db"
@@ -88,6 +90,7 @@ class Database:
         # Read-only work (queries, verify) must not queue behind writers on SQLite.
         self._readonly_engine = self.engine.execution_options(opsroom_readonly=True)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+        self.writer = GroupWriter(lambda: Session(self.engine, expire_on_commit=False))
 
     def __repr__(self) -> str:
         return f"Database({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -105,6 +108,16 @@ class Database:
         call = functools.partial(ctx.run, self.transaction, fn, readonly=readonly)
         return await loop.run_in_executor(self._pool, call)
 
+    async def commit(self, fn: Callable[[Session], T]) -> T:
+        """Run fn in the group writer: its own savepoint, committed with whatever else is queued.
+
+        Returns (or raises) only once the batch holding fn is durable or rolled back.
+        """
+        ctx = contextvars.copy_context()
+        future = self.writer.submit(lambda session: ctx.run(fn, session))
+        result: T = await asyncio.wrap_future(future)
+        return result
+
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
 
@@ -115,5 +128,6 @@ class Database:
 
     def close(self) -> None:
         """Release connections and worker threads."""
+        self.writer.stop()
         self._pool.shutdown(wait=True)
         self.engine.dispose()

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from core.audit import service
-from core.audit.models import AuditEvent, EventDraft
+from core.audit.models import EventDraft
+from core.audit.service import StoredEvent
 from core.dedupe import service as dedupe
 
 
@@ -23,7 +24,7 @@ class Claim:
     activity_id: str
 
 
-def record(session: Session, draft: EventDraft, *, claim: Claim | None = None) -> AuditEvent:
+def record(session: Session, draft: EventDraft, *, claim: Claim | None = None) -> StoredEvent:
     """Claim the activity (if any) and append its audit event, in the caller's transaction.
 
     Call it inside the same transaction as the action's state change: both

@@ -22,8 +22,8 @@ class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
     __table_args__ = (
         Index("ix_audit_event_at", "at"),
-        Index("ix_audit_event_room_at", "room_key", "at"),
-        Index("ix_audit_event_actor_at", "actor_aad_id", "at"),
+        Index("ix_audit_event_room_seq", "room_key", "seq"),
+        Index("ix_audit_event_actor_seq", "actor_aad_id", "seq"),
     )
 
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlmodel import Session, col
 
 from core import text as safe
-from core.audit.chain import Checkpoint, VerifyResult, event_hash, hashed_values, verify_rows
+from core.audit.chain import Checkpoint, Link, VerifyResult, event_hash, verify_rows
 from core.audit.models import GENESIS_HASH, HASHED_FIELDS, AuditEvent, EventDraft
 
 # Key of the PostgreSQL advisory lock that orders appends (any fixed 64-bit value).
@@ -43,8 +45,20 @@ def redact(arguments: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_HEAD_CACHE = "opsroom.audit_head"
+
+
 def _lock_head(session: Session) -> tuple[int, str]:
-    """Take the append lock and return the chain head (seq, hash)."""
+    """Take the append lock and return the chain head (seq, hash).
+
+    Within one transaction the head is remembered after the first look (the
+    lock is held until commit, so nobody else can move it); the group writer
+    clears session.info when it rolls a job back, which drops the memory too.
+    """
+    transaction = session.get_transaction()
+    cached = session.info.get(_HEAD_CACHE)
+    if cached is not None and cached[0] is transaction:
+        return cached[1], cached[2]
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_APPEND_LOCK})
     # On SQLite the BEGIN IMMEDIATE of every write transaction already serialises appends.
@@ -53,52 +67,88 @@ def _lock_head(session: Session) -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
 
+@dataclass(frozen=True)
+class StoredEvent:
+    """An appended event as written (the same fields as AuditEvent, without the ORM)."""
+
+    seq: int
+    at: str
+    actor_aad_id: str | None
+    actor_tenant_id: str | None
+    actor_name: str | None
+    actor_kind: str | None
+    actor_agency: str | None
+    team_id: str | None
+    channel_id: str | None
+    conversation_id: str | None
+    room_key: str | None
+    activity_id: str | None
+    activity_type: str | None
+    action: str
+    arguments: str
+    decision: str | None
+    rule: str | None
+    outcome: str
+    justification: str | None
+    recipients: str | None
+    detail: str | None
+    duration_us: int | None
+    prev_hash: str
+    hash: str
+
+
+def _values(draft: EventDraft, *, seq: int, prev_hash: str, at: str) -> dict[str, Any]:
+    """The stored columns of one event, cleaned, capped to their widths, and hashed."""
+    values: dict[str, Any] = {
+        "seq": seq,
+        "at": at,
+        "actor_aad_id": safe.clean(draft.actor.aad_id, 64),
+        "actor_tenant_id": safe.clean(draft.actor.tenant_id, 64),
+        "actor_name": safe.clean(draft.actor.name, 256),
+        "actor_kind": safe.clean(draft.actor.kind, 16),
+        "actor_agency": safe.clean(draft.actor.agency, 64),
+        "team_id": safe.clean(draft.where.team_id, 256),
+        "channel_id": safe.clean(draft.where.channel_id, 256),
+        "conversation_id": safe.clean(draft.where.conversation_id, 512),
+        "room_key": safe.clean(draft.where.room_key, 64),
+        "activity_id": safe.clean(draft.activity_id, 256),
+        "activity_type": safe.clean(draft.activity_type, 64),
+        "action": safe.clean(draft.action, 64) or "unknown",
+        "arguments": json.dumps(redact(draft.arguments), sort_keys=True, ensure_ascii=False),
+        "decision": safe.clean(draft.decision, 8),
+        "rule": safe.clean(draft.rule, 128),
+        "outcome": safe.clean(draft.outcome, 32) or "unknown",
+        "justification": safe.clean(draft.justification),
+        "recipients": json.dumps(draft.recipients) if draft.recipients is not None else None,
+        "detail": safe.clean(draft.detail),
+        "duration_us": draft.duration_us,
+        "prev_hash": prev_hash,
+    }
+    values["hash"] = event_hash([values[name] for name in HASHED_FIELDS])
+    return values
+
+
 def _to_row(draft: EventDraft, *, seq: int, prev_hash: str, at: str) -> AuditEvent:
-    row = AuditEvent(
-        seq=seq,
-        at=at,
-        actor_aad_id=safe.clean(draft.actor.aad_id, 64),
-        actor_tenant_id=safe.clean(draft.actor.tenant_id, 64),
-        actor_name=safe.clean(draft.actor.name, 256),
-        actor_kind=safe.clean(draft.actor.kind, 16),
-        actor_agency=safe.clean(draft.actor.agency, 64),
-        team_id=safe.clean(draft.where.team_id, 256),
-        channel_id=safe.clean(draft.where.channel_id, 256),
-        conversation_id=safe.clean(draft.where.conversation_id, 512),
-        room_key=safe.clean(draft.where.room_key, 64),
-        activity_id=safe.clean(draft.activity_id, 256),
-        activity_type=safe.clean(draft.activity_type, 64),
-        action=safe.clean(draft.action, 64) or "unknown",
-        arguments=json.dumps(redact(draft.arguments), sort_keys=True, ensure_ascii=False),
-        decision=safe.clean(draft.decision, 8),
-        rule=safe.clean(draft.rule, 128),
-        outcome=safe.clean(draft.outcome, 32) or "unknown",
-        justification=safe.clean(draft.justification),
-        recipients=json.dumps(draft.recipients) if draft.recipients is not None else None,
-        detail=safe.clean(draft.detail),
-        duration_us=draft.duration_us,
-        prev_hash=prev_hash,
-        hash="",
-    )
-    row.hash = event_hash(hashed_values(row))
-    return row
+    """An ORM row for one event (bulk loaders and tests; append() skips the ORM)."""
+    return AuditEvent(**_values(draft, seq=seq, prev_hash=prev_hash, at=at))
 
 
 def append(
     session: Session, drafts: Sequence[EventDraft], *, now: datetime | None = None
-) -> list[AuditEvent]:
+) -> list[StoredEvent]:
     """Append events after the current head, in this transaction."""
     seq, prev = _lock_head(session)
     at = utc_stamp(now)
     rows = []
     for draft in drafts:
         seq += 1
-        row = _to_row(draft, seq=seq, prev_hash=prev, at=at)
-        prev = row.hash
-        rows.append(row)
-    session.add_all(rows)
-    session.flush()
-    return rows
+        values = _values(draft, seq=seq, prev_hash=prev, at=at)
+        prev = values["hash"]
+        rows.append(values)
+    if rows:
+        session.execute(insert(AuditEvent.__table__), rows)  # type: ignore[attr-defined]
+        session.info[_HEAD_CACHE] = (session.get_transaction(), seq, prev)
+    return [StoredEvent(**values) for values in rows]
 
 
 def head(session: Session) -> Checkpoint:
@@ -108,17 +158,107 @@ def head(session: Session) -> Checkpoint:
     return Checkpoint(row[0], row[1]) if row else Checkpoint(0, GENESIS_HASH)
 
 
-def iter_chain(session: Session, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
-    """Every row's hashed values plus its stored hash, in seq order, streamed."""
+_CHAIN_COLUMNS = ", ".join((*HASHED_FIELDS, "hash"))
+_SEQ, _PREV = HASHED_FIELDS.index("seq"), HASHED_FIELDS.index("prev_hash")
+
+
+def _cursor_rows(session: Session, sql: str, batch: int) -> Iterator[tuple[Any, ...]]:
+    """Stream a query with the driver's own cursor (server-side on PostgreSQL).
+
+    Verification touches every row; the ORM's per-row work would cost more than hashing.
+    """
+    dbapi: Any = session.connection().connection.dbapi_connection
+    postgres = session.get_bind().dialect.name == "postgresql"
+    cursor = dbapi.cursor(name="opsroom_chain") if postgres else dbapi.cursor()
+    try:
+        cursor.arraysize = batch
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+    finally:
+        cursor.close()
+
+
+def iter_links(
+    session: Session, *, lo: int | None = None, hi: int | None = None, batch: int = 10_000
+) -> Iterator[Link]:
+    """Every event's (seq, prev_hash, hash, recomputed hash), in seq order, optionally lo..hi.
+
+    On SQLite the canonical JSON array is built by SQLite's json_array(), which
+    encodes stored values (control characters are escaped before storage) exactly
+    as the Python encoder does, at a fraction of the cost; any event whose hash
+    then differs is recomputed in Python before it is called bad, so an encoder
+    difference can never raise a false alarm.
+    """
+    bounds = [f"seq >= {int(lo)}"] if lo is not None else []
+    bounds += [f"seq <= {int(hi)}"] if hi is not None else []
+    where = f" WHERE {' AND '.join(bounds)}" if bounds else ""
+    if session.get_bind().dialect.name == "sqlite":
+        sql = (f"SELECT seq, prev_hash, hash, json_array({', '.join(HASHED_FIELDS)}) "
+               f"FROM audit_event{where} ORDER BY seq")  # fmt: skip
+        for seq, prev_hash, stored, encoded in _cursor_rows(session, sql, batch):
+            computed = hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+            if computed != stored:
+                computed = _recompute(session, seq)
+            yield seq, prev_hash, stored, computed
+        return
+    sql = f"SELECT {_CHAIN_COLUMNS} FROM audit_event{where} ORDER BY seq"
+    for row in _cursor_rows(session, sql, batch):
+        values = row[:-1]
+        yield values[_SEQ], values[_PREV], row[-1], event_hash(values)
+
+
+def _recompute(session: Session, seq: int) -> str:
     table = AuditEvent.__table__  # type: ignore[attr-defined]
-    cols = [table.c[name] for name in (*HASHED_FIELDS, "hash")]
-    result = session.execute(
-        select(*cols).order_by(table.c.seq).execution_options(yield_per=batch)
-    )
-    for row in result:
-        yield tuple(row)
+    cols = [table.c[name] for name in HASHED_FIELDS]
+    values = session.execute(select(*cols).where(table.c.seq == seq)).one()
+    return event_hash(tuple(values))
+
+
+def hash_at(session: Session, seq: int) -> str | None:
+    """The stored hash of one event (None if there is no such event)."""
+    table = AuditEvent.__table__  # type: ignore[attr-defined]
+    found = session.execute(select(table.c.hash).where(table.c.seq == seq)).scalar()
+    return None if found is None else str(found)
 
 
 def verify(session: Session, checkpoints: Sequence[Checkpoint] = ()) -> VerifyResult:
     """Verify the whole chain held in the database."""
-    return verify_rows(iter_chain(session), checkpoints)
+    return verify_rows(iter_links(session), checkpoints)
+
+
+def query(
+    session: Session,
+    *,
+    room_key: str | None = None,
+    actor_aad_id: str | None = None,
+    since: datetime | None = None,
+    denied_only: bool = False,
+    action: str | None = None,
+    limit: int = 50,
+) -> list[AuditEvent]:
+    """The newest events matching the filters, newest first.
+
+    `at` grows with `seq` (both are assigned under the append lock), so "since"
+    becomes a lower bound on seq and every filter walks an index on (x, seq)
+    backwards, stopping after `limit` rows.
+    """
+    table = AuditEvent.__table__  # type: ignore[attr-defined]
+    stmt = select(AuditEvent)
+    if since is not None:
+        first = session.execute(
+            select(table.c.seq).where(table.c.at >= utc_stamp(since)).order_by(table.c.at).limit(1)
+        ).scalar()
+        if first is None:
+            return []
+        stmt = stmt.where(table.c.seq >= first)
+    if room_key is not None:
+        stmt = stmt.where(table.c.room_key == room_key)
+    if actor_aad_id is not None:
+        stmt = stmt.where(table.c.actor_aad_id == actor_aad_id.lower())
+    if denied_only:
+        stmt = stmt.where(table.c.decision == "deny")
+    if action is not None:
+        stmt = stmt.where(table.c.action == action)
+    stmt = stmt.order_by(table.c.seq.desc()).limit(limit)
+    return list(session.scalars(stmt))

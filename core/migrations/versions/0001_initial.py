@@ -64,8 +64,8 @@ def upgrade() -> None:
         sa.Column("hash", sa.String(64), nullable=False),
     )
     op.create_index("ix_audit_event_at", "audit_event", ["at"])
-    op.create_index("ix_audit_event_room_at", "audit_event", ["room_key", "at"])
-    op.create_index("ix_audit_event_actor_at", "audit_event", ["actor_aad_id", "at"])
+    op.create_index("ix_audit_event_room_seq", "audit_event", ["room_key", "seq"])
+    op.create_index("ix_audit_event_actor_seq", "audit_event", ["actor_aad_id", "seq"])
     op.create_table(
         "processed_activity",
         sa.Column("key", sa.String(64), primary_key=True),
