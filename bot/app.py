@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiohttp import web
 from botbuilder.core import TurnContext
@@ -17,11 +19,13 @@ from bot.config import Settings
 from bot.graph import GraphClient
 from bot.handler import OpsroomBot
 from bot.identity import Identity, conversation_of
+from bot.outbound import Outbound
 from bot.pipeline import Pipeline
 from core import schema
 from core.audit import flows
 from core.audit.models import Actor, EventDraft, Where
 from core.db import Database
+from core.rooms.templates import load_templates
 from dialogs.commands import build_router
 from dialogs.registry import Router
 
@@ -41,15 +45,27 @@ class Runtime:
     bot: OpsroomBot
     graph: GraphClient | None
     owns_db: bool
+    outbound: Outbound
+    """Pooled connector/user-token clients, credentials and tokens, and the one outbound HTTP session."""
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
-def build_runtime(settings: Settings, db: Database | None = None, router: Router | None = None) -> Runtime:
-    """Database, authentication, adapter, pipeline and bot, wired together."""
+def build_runtime(
+    settings: Settings,
+    db: Database | None = None,
+    router: Router | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Runtime:
+    """Database, authentication, adapter, pipeline and bot, wired together.
+
+    Raises TemplateError (naming file and field) when a room template is invalid.
+    """
+    templates = load_templates(*settings.template_dirs())
     database = db or Database(settings.database_url)
-    auth = build_authentication(settings)
+    outbound = Outbound()
+    auth = build_authentication(settings, outbound)
     adapter = CloudAdapter(auth)
 
     async def on_turn_error(context: TurnContext, error: Exception) -> None:
@@ -62,15 +78,21 @@ def build_runtime(settings: Settings, db: Database | None = None, router: Router
     graph = GraphClient(settings.graph) if settings.graph.configured else None
     identity = Identity(settings, graph)
     pipeline = Pipeline(db=database, identity=identity, router=router or build_router())
-    return Runtime(settings, database, auth, adapter, OpsroomBot(pipeline), graph, owns_db=db is None)
+    bot = OpsroomBot(pipeline, graph=graph, clock=clock or (lambda: datetime.now(UTC)),
+                     templates=templates, timezone=settings.timezone)  # fmt: skip
+    return Runtime(settings, database, auth, adapter, bot, graph, owns_db=db is None, outbound=outbound)
 
 
 def create_app(
-    settings: Settings, *, db: Database | None = None, router: Router | None = None
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    router: Router | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> web.Application:
-    """The web application; db and router may be supplied (tests, benchmarks)."""
+    """The web application; db, router and clock may be supplied (tests, benchmarks)."""
     app = web.Application(client_max_size=MAX_BODY)
-    app[RUNTIME] = build_runtime(settings, db, router)
+    app[RUNTIME] = build_runtime(settings, db, router, clock)
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -81,6 +103,7 @@ def create_app(
 
 async def _startup(app: web.Application) -> None:
     runtime = app[RUNTIME]
+    await runtime.outbound.start()  # the shared aiohttp session must be made inside the running loop
     if runtime.settings.local_mode:
         log.warning(
             "LOCAL MODE: MicrosoftAppId is not set, so requests to /api/messages are NOT "
@@ -93,6 +116,7 @@ async def _startup(app: web.Application) -> None:
 
 async def _cleanup(app: web.Application) -> None:
     runtime = app[RUNTIME]
+    await runtime.outbound.close()
     if runtime.graph is not None:
         await runtime.graph.close()
     if runtime.owns_db:
@@ -173,6 +197,6 @@ async def _reject(
         where=where, activity_id=activity.id if activity else None,
         activity_type=activity.type if activity else None, detail=f"HTTP {status}: {reason}",
     )  # fmt: skip
-    await runtime.db.run(lambda session: flows.record(session, draft))
+    await runtime.db.commit(lambda session: flows.record(session, draft))
     log.info("rejected request: HTTP %s %s", status, reason)
     return web.json_response({"error": reason}, status=status)

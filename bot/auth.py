@@ -12,6 +12,9 @@ Two workarounds for botframework-connector 4.17, both kept here:
   `GuardedAuthentication` maps every validation failure to PermissionError,
   which the HTTP layer answers with 401. Only a failure to reach the metadata
   endpoint is reported as unavailable (503), so Teams retries.
+
+Outbound calls (connector and user-token clients, credentials, tokens) are
+pooled by `bot.outbound`; `GuardedAuthentication` is where the SDK picks them up.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import requests
-from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
+from botbuilder.integration.aiohttp import (
+    ConfigurationBotFrameworkAuthentication,
+    ConfigurationServiceClientCredentialFactory,
+)
 from botbuilder.schema import Activity
 from botframework.connector.auth import (
     AuthenticateRequestResult,
@@ -42,6 +48,7 @@ from botframework.connector.auth.jwt_token_extractor import (
 from jwt.algorithms import RSAAlgorithm
 
 from bot.config import Settings
+from bot.outbound import CachedCredentialsFactory, Outbound, PooledConnectorFactory
 
 log = logging.getLogger(__name__)
 
@@ -118,30 +125,50 @@ def install_metadata(url: str) -> OffLoopOpenIdMetadata:
 
 
 class GuardedAuthentication(BotFrameworkAuthentication):  # type: ignore[misc]
-    """The SDK's authentication with every token failure turned into PermissionError."""
+    """The SDK's authentication with every token failure turned into PermissionError.
 
-    def __init__(self, inner: BotFrameworkAuthentication, metadata: list[OffLoopOpenIdMetadata]) -> None:
+    It also hands the SDK pooled outbound clients (`bot.outbound`) in place of the
+    ones it would build on every turn.
+    """
+
+    def __init__(
+        self, inner: BotFrameworkAuthentication, metadata: list[OffLoopOpenIdMetadata],
+        outbound: Outbound | None = None,
+    ) -> None:  # fmt: skip
         self._inner = inner
         self.metadata = metadata
+        self.outbound = outbound or Outbound()
 
     async def authenticate_request(
         self, activity: Activity, auth_header: str | None
     ) -> AuthenticateRequestResult:
         try:
-            return await self._inner.authenticate_request(activity, auth_header)
+            result = await self._inner.authenticate_request(activity, auth_header)
         except (PermissionError, AuthUnavailable):
             raise
         except Exception as exc:  # PyJWT errors, bare Exception, IndexError, ...: all a bad token
             raise PermissionError(f"token rejected: {type(exc).__name__}") from exc
+        if result.connector_factory is not None:
+            pooled = PooledConnectorFactory.replacing(result.connector_factory, self.outbound)
+            result.connector_factory = pooled
+        return result
 
     async def authenticate_streaming_request(self, auth_header: str, channel_id_header: str) -> Any:
         raise PermissionError("streaming connections are not supported")
 
     def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
-        return self._inner.create_connector_factory(claims_identity)
+        sdk_factory = self._inner.create_connector_factory(claims_identity)
+        return PooledConnectorFactory.replacing(sdk_factory, self.outbound)
 
     async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> UserTokenClient:
-        return await self._inner.create_user_token_client(claims_identity)
+        # The SDK asks for one on every turn (for OAuth prompts, which Opsroom has none of);
+        # it depends only on the app id, as the SDK derives it from the claims.
+        app_id = claims_identity.get_claim_value(AuthenticationConstants.AUDIENCE_CLAIM)
+        if app_id is None:
+            app_id = claims_identity.get_claim_value(AuthenticationConstants.APP_ID_CLAIM)
+        return await self.outbound.user_token_client(
+            app_id, lambda: self._inner.create_user_token_client(claims_identity)
+        )
 
     def create_bot_framework_client(self) -> Any:
         return self._inner.create_bot_framework_client()
@@ -186,8 +213,8 @@ def sdk_configuration(settings: Settings) -> SimpleNamespace:
     return config
 
 
-def build_authentication(settings: Settings) -> GuardedAuthentication:
-    """The one place inbound authentication is assembled."""
+def build_authentication(settings: Settings, outbound: Outbound | None = None) -> GuardedAuthentication:
+    """The one place authentication (inbound validation, outbound credentials) is assembled."""
     config = sdk_configuration(settings)
     channel_url = (
         settings.openid_metadata_url or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
@@ -195,5 +222,7 @@ def build_authentication(settings: Settings) -> GuardedAuthentication:
     # Emulator tokens are checked against their own keys; install that too so no
     # path through the SDK fetches on the loop, but only prefetch the channel's.
     install_metadata(AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL)
-    inner = ConfigurationBotFrameworkAuthentication(config)
-    return GuardedAuthentication(inner, [install_metadata(channel_url)])
+    # One credentials object per app id and scope, so MSAL's token cache survives between turns.
+    credentials = CachedCredentialsFactory(ConfigurationServiceClientCredentialFactory(config))
+    inner = ConfigurationBotFrameworkAuthentication(config, credentials_factory=credentials)
+    return GuardedAuthentication(inner, [install_metadata(channel_url)], outbound)

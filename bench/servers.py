@@ -1,0 +1,194 @@
+"""Subprocess entry points: the reference echo bot and the Bot Connector stand-ins.
+
+    python -m bench.servers echo --port PORT
+    python -m bench.servers connector --impl fake|fast
+
+The echo bot is built the way Microsoft's Python samples build theirs: a
+`CloudAdapter` over `ConfigurationBotFrameworkAuthentication(config)`, an
+`ActivityHandler` echoing the text, and `adapter.process(req, bot)` behind
+`POST /api/messages` (plus `/healthz` so start-up can be timed the same way).
+
+A connector prints `{"port": N}` on stdout once it listens, then answers
+commands read from stdin, one per line: `count` prints how many activities
+(sends and replies) it has received, `requests` how many requests of any kind;
+end of input stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable
+from types import SimpleNamespace
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from tests import fixtures
+
+# -- the echo bot ----------------------------------------------------------------------------
+
+
+def run_echo(port: int) -> None:
+    """Serve the sample-style echo bot until killed."""
+    from botbuilder.core import ActivityHandler, MessageFactory, TurnContext
+    from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+
+    # The samples' DefaultConfig: the four Microsoft* settings (empty here: local mode).
+    names = {"APP_ID": "MicrosoftAppId", "APP_PASSWORD": "MicrosoftAppPassword",
+             "APP_TYPE": "MicrosoftAppType", "APP_TENANTID": "MicrosoftAppTenantId"}  # fmt: skip
+    config = SimpleNamespace(PORT=port, **{key: os.environ.get(env, "") for key, env in names.items()})
+    config.APP_TYPE = config.APP_TYPE or "MultiTenant"
+
+    class EchoBot(ActivityHandler):  # type: ignore[misc]
+        async def on_message_activity(self, turn_context: TurnContext) -> None:
+            text = turn_context.activity.text
+            await turn_context.send_activity(MessageFactory.text(f"Echo: {text}"))
+
+    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(config))
+
+    async def on_error(context: TurnContext, error: Exception) -> None:
+        print(f"[on_turn_error] {error!r}", file=sys.stderr)
+        await context.send_activity("The bot encountered an error or bug.")
+
+    adapter.on_turn_error = on_error
+    bot = EchoBot()
+
+    async def messages(req: web.Request) -> web.StreamResponse:
+        response: web.StreamResponse = await adapter.process(req, bot)
+        return response
+
+    async def healthz(_req: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    app = web.Application()
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host="127.0.0.1", port=config.PORT, print=None)
+
+
+# -- connectors ------------------------------------------------------------------------------
+
+
+def seed_people(add_member: Callable[[str, dict[str, object]], None]) -> None:
+    """The fixture's four people, in the team and in both chats."""
+    for person in fixtures.team_members():
+        for conversation in (fixtures.TEAM_ID, fixtures.PERSONAL_CONVERSATION_ID,
+                             fixtures.GROUP_CHAT_CONVERSATION_ID):  # fmt: skip
+            add_member(conversation, person)
+
+
+class FastConnector:
+    """The smallest Bot Connector that answers what the two bots call, on a thread's own loop."""
+
+    def __init__(self) -> None:
+        self.activities = 0
+        self.requests = 0
+        self.port = 0
+        self._members: dict[str, dict[str, dict[str, object]]] = {}
+        self._ids = itertools.count(1)
+
+    def add_member(self, conversation_id: str, member: dict[str, object]) -> None:
+        """Answer member lookups for this person by Teams id or AAD object id."""
+        known = self._members.setdefault(conversation_id.split(";", 1)[0], {})
+        known[str(member["id"])] = member
+        known[str(member["aadObjectId"])] = member
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        seg = [unquote(s) for s in request.raw_path.split("?", 1)[0].split("/") if s]
+        conversations = len(seg) >= 4 and seg[:2] == ["v3", "conversations"]
+        if conversations and seg[3] == "activities" and request.method == "POST" and len(seg) in (4, 5):
+            await request.read()
+            self.activities += 1
+            return web.json_response({"id": str(next(self._ids))}, status=201)
+        if conversations and len(seg) == 5 and seg[3] == "members":
+            member = self._members.get(seg[2].split(";", 1)[0], {}).get(seg[4])
+            if member is not None:
+                return web.json_response(member)
+        body = {"error": {"code": "NotFound", "message": f"no route for {request.method}"}}
+        return web.json_response(body, status=404)
+
+    def start_sync(self) -> FastConnector:
+        """Listen on an ephemeral port, serving from a daemon thread."""
+        ready = threading.Event()
+        loop = asyncio.new_event_loop()
+
+        async def setup() -> None:
+            app = web.Application(client_max_size=16 * 1024 * 1024)
+            app.router.add_route("*", "/{tail:.*}", self._dispatch)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = int(runner.addresses[0][1])
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(setup())
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=run, name="FastConnector", daemon=True).start()
+        if not ready.wait(10):
+            raise RuntimeError("fast connector did not start")
+        return self
+
+
+def run_connector(impl: str) -> None:
+    """Start a connector, seed the fixture's people, answer stdin commands until EOF."""
+    count: Callable[[], int]
+    total: Callable[[], int]
+    if impl == "fake":
+        from tests.fakes.connector import FakeConnector
+
+        fake = FakeConnector().start_sync()
+        fake.set_team(fixtures.TEAM_ID, fixtures.TEAM_NAME, fixtures.TEAM_AAD_GROUP_ID)
+        seed_people(fake.add_member)
+        port = fake.port
+
+        def count() -> int:
+            return len(fake.activities())
+
+        def total() -> int:
+            return len(fake.requests)
+    else:
+        fast = FastConnector().start_sync()
+        seed_people(fast.add_member)
+        port = fast.port
+
+        def count() -> int:
+            return fast.activities
+
+        def total() -> int:
+            return fast.requests
+
+    print(json.dumps({"port": port}), flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        answer = count() if command == "count" else total() if command == "requests" else -1
+        print(answer, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Dispatch to one server."""
+    parser = argparse.ArgumentParser(prog="python -m bench.servers")
+    sub = parser.add_subparsers(dest="server", required=True)
+    echo = sub.add_parser("echo")
+    echo.add_argument("--port", type=int, required=True)
+    connector = sub.add_parser("connector")
+    connector.add_argument("--impl", choices=("fake", "fast"), default="fast")
+    args = parser.parse_args(argv)
+    if args.server == "echo":
+        run_echo(args.port)
+    else:
+        run_connector(args.impl)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,506 @@
+"""Outbound calls to the Bot Connector: pooled clients, one aiohttp session, tokens off the loop.
+
+Workarounds for botframework-connector 4.17 and msrest, all kept here (and wired in
+`bot.auth`), because the SDK's defaults cost most of a turn:
+
+* `CloudAdapterBase.process_activity` asks for a new `ConnectorClient` and a new
+  `UserTokenClient` on every turn. Each builds an msrest configuration (its retry
+  set-up alone is ~6 ms of list building) and a `requests` session, and with an
+  app id new credentials, i.e. a new MSAL application with an empty token cache.
+  `PooledConnectorFactory` hands the SDK one client per (service URL, app id,
+  audience, login endpoint); `CachedCredentialsFactory` one credentials object
+  per (app id, scope, login endpoint), so MSAL's cache is kept.
+* msrest's default async pipeline runs `requests` in a thread pool and, through
+  `signed_session`, acquires tokens with synchronous MSAL on the event loop. Our
+  pipeline sends through one pooled `aiohttp.ClientSession` (`PooledDriver`, an
+  msrest async driver) and adds the bearer token from a `TokenSource`, which
+  calls MSAL in a worker thread, one refresh at a time, and reuses the token
+  until close to its expiry.
+* The SDK's retry lived in urllib3 inside `requests`; with aiohttp it is
+  `RetryPolicy` here: Retry-After honoured, jittered back-off, bounded attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import jwt
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import (
+    AuthenticationConstants,
+    ConnectorFactory,
+    ServiceClientCredentialsFactory,
+    UserTokenClient,
+)
+from botframework.connector.auth._connector_factory_impl import USER_AGENT, _ConnectorFactoryImpl
+from botframework.connector.bot_framework_sdk_client_async import BotFrameworkConnectorConfiguration
+from botframework.connector.token_api.aio import TokenApiClient
+from msrest.exceptions import ClientRequestError
+from msrest.pipeline import Request, Response
+from msrest.pipeline.async_abc import AsyncHTTPPolicy, AsyncHTTPSender, AsyncPipeline
+from msrest.pipeline.universal import RawDeserializer
+from msrest.universal_http import ClientRequest
+from msrest.universal_http.async_abc import AsyncClientResponse
+from msrest.universal_http.async_abc import AsyncHTTPSender as AsyncHttpDriver
+from multidict import CIMultiDict
+from yarl import URL
+
+log = logging.getLogger(__name__)
+
+PipelineRequest = Request[Any]
+PipelineResponse = Response[Any, Any]
+
+CONNECT_TIMEOUT = 5.0
+REQUEST_TIMEOUT = 20.0
+"""Seconds for one attempt, connect included; Teams re-sends an activity after about 15 s."""
+POOL_SIZE = 100
+MAX_CLIENTS = 256
+"""Connector clients kept (LRU); service URLs are few in practice, but local mode trusts any."""
+TOKEN_MARGIN = 300.0
+"""Refresh this long before expiry: MSAL's own margin, so a refresh really fetches a new token."""
+UNKNOWN_TOKEN_TTL = 60.0
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """How outbound calls are retried (DESIGN: Teams limits)."""
+
+    attempts: int = 4
+    statuses: frozenset[int] = frozenset({412, 429, 502, 503, 504})
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_retry_after: float = 60.0
+    """A Retry-After longer than this is not waited for: the call fails with the 429."""
+
+    def backoff_delay(self, attempt: int) -> float:
+        """Exponential back-off with jitter for the attempt-th retry (0-based)."""
+        ceiling = min(self.max_backoff, self.backoff * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)
+
+    def retry_after_delay(self, seconds: float) -> float:
+        """At least what the service asked for, plus jitter so that callers do not return together."""
+        return seconds + random.uniform(0, self.backoff)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date); None if absent or malformed."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+# -- HTTP: one session, an msrest driver over it, a retry policy ------------------------------------
+
+
+class ConnectionFailed(ClientRequestError):
+    """The request could not be delivered (connect refused, connection dropped): safe to retry."""
+
+
+class PooledResponse(AsyncClientResponse):
+    """An aiohttp response, body already read (the connector's bodies are small JSON)."""
+
+    def __init__(self, request: ClientRequest, response: aiohttp.ClientResponse, body: bytes) -> None:
+        super().__init__(request, response)
+        self.status_code = response.status
+        self.headers = CIMultiDict(response.headers)
+        self.reason = response.reason
+        self._body = body
+
+    def body(self) -> bytes:
+        return self._body
+
+
+class PooledDriver(AsyncHttpDriver):
+    """An msrest async driver sending through the shared aiohttp session."""
+
+    def __init__(self, outbound: Outbound) -> None:
+        self._outbound = outbound
+
+    async def __aenter__(self) -> PooledDriver:
+        return self
+
+    async def __aexit__(self, *exc_details: object) -> None:
+        # `async with connector_client` would otherwise close the session every client shares;
+        # the session belongs to Outbound and is closed at app cleanup.
+        return None
+
+    async def send(self, request: ClientRequest, **config: Any) -> PooledResponse:
+        if request.files:
+            raise ClientRequestError("multipart form data is not supported by the pooled driver")
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+        data = request.data.encode("utf-8") if isinstance(request.data, str) else request.data
+        session = self._outbound.session
+        options: dict[str, Any] = {"headers": headers, "data": data}
+        timeout = _timeout(config.get("timeout"))
+        if timeout is not None:  # passing timeout=None to aiohttp would mean "no timeout at all"
+            options["timeout"] = timeout
+        try:
+            # encoded=True: send the path exactly as msrest quoted it (conversation ids carry ';', ':').
+            async with session.request(request.method, URL(request.url, encoded=True), **options) as response:
+                body = await response.read()
+        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+            message = f"could not reach {_origin(request.url)}: {type(exc).__name__}"
+            raise ConnectionFailed(message, exc) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            message = f"request to {_origin(request.url)} failed: {type(exc).__name__}"
+            raise ClientRequestError(message, exc) from exc
+        return PooledResponse(request, response, body)
+
+
+def _timeout(value: Any) -> aiohttp.ClientTimeout | None:
+    """A per-call msrest/requests style timeout (seconds, or (connect, read)); None: the session's."""
+    if isinstance(value, int | float) and value > 0:
+        return aiohttp.ClientTimeout(total=float(value), connect=min(CONNECT_TIMEOUT, float(value)))
+    if isinstance(value, tuple) and len(value) == 2:
+        return aiohttp.ClientTimeout(sock_connect=value[0], sock_read=value[1])
+    return None
+
+
+def _origin(url: str) -> str:
+    parsed = URL(url, encoded=True)
+    return f"{parsed.scheme}://{parsed.host}:{parsed.port}"
+
+
+class DriverSender(AsyncHTTPSender[Any, Any]):
+    """Pipeline end: hands the request to the driver, with the call's options (msrest's drops them)."""
+
+    def __init__(self, driver: PooledDriver) -> None:
+        self.driver = driver
+
+    async def __aenter__(self) -> DriverSender:
+        return self
+
+    async def __aexit__(self, *exc_details: object) -> None:
+        return None
+
+    async def send(self, request: PipelineRequest, **kwargs: Any) -> PipelineResponse:
+        return Response(request, await self.driver.send(request.http_request, **kwargs))
+
+
+def _next(policy: AsyncHTTPPolicy[Any, Any]) -> AsyncHTTPPolicy[Any, Any] | AsyncHTTPSender[Any, Any]:
+    """The next step of a pipeline (msrest sets it when the pipeline is built)."""
+    if policy.next is None:
+        raise RuntimeError(f"{type(policy).__name__} is not part of a pipeline")
+    return policy.next
+
+
+class RetryPolicy(AsyncHTTPPolicy[Any, Any]):
+    """Retries throttling, transient statuses and undelivered requests, a bounded number of times."""
+
+    def __init__(self, settings: RetrySettings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    async def send(self, request: PipelineRequest, **kwargs: Any) -> PipelineResponse:
+        settings = self.settings
+        attempt = 0
+        while True:
+            last = attempt + 1 >= settings.attempts
+            try:
+                response = await _next(self).send(request, **kwargs)
+            except ConnectionFailed:
+                if last:
+                    raise
+                delay = settings.backoff_delay(attempt)
+                reason = "connection failed"
+            else:
+                status = response.http_response.status_code
+                if status not in settings.statuses or last:
+                    return response
+                wait = parse_retry_after(response.http_response.headers.get("Retry-After"))
+                if wait is not None and wait > settings.max_retry_after:
+                    log.warning("connector asked to wait %.0f s; not retrying", wait)
+                    return response
+                delay = settings.backoff_delay(attempt) if wait is None else settings.retry_after_delay(wait)
+                reason = f"HTTP {status}"
+            log.info("retrying %s %s in %.2f s (%s)", request.http_request.method,
+                     _origin(request.http_request.url), delay, reason)  # fmt: skip
+            await asyncio.sleep(delay)
+            attempt += 1
+
+
+# -- tokens ------------------------------------------------------------------------------------------
+
+
+class TokenSource:
+    """The bearer token for one credentials object, fetched off the loop and reused until near expiry."""
+
+    def __init__(self, credentials: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self.credentials = credentials
+        self._clock = clock
+        self._token: str | None = None
+        self._expires = 0.0
+        self._refresh_at = 0.0
+        self._lock: asyncio.Lock | None = None
+        self.fetches = 0
+
+    @property
+    def anonymous(self) -> bool:
+        """No app id (local mode, anonymous skill): requests go without Authorization."""
+        app_id = getattr(self.credentials, "microsoft_app_id", None)
+        return not app_id or app_id == AuthenticationConstants.ANONYMOUS_SKILL_APP_ID
+
+    async def token(self) -> str:
+        """A valid token; at most one fetch runs at a time, concurrent callers share it."""
+        if self._token is not None and self._clock() < self._refresh_at:
+            return self._token
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            now = self._clock()
+            if self._token is not None and now < self._refresh_at:
+                return self._token
+            try:
+                # MSAL is synchronous (and builds its app, with HTTP discovery, on first use).
+                token = str(await asyncio.to_thread(self.credentials.get_access_token))
+            except Exception:
+                if self._token is not None and now < self._expires - 30:
+                    log.warning("token refresh failed; keeping the current token", exc_info=True)
+                    return self._token
+                raise
+            self.fetches += 1
+            self._token, self._expires, self._refresh_at = token, *self._schedule(token, now)
+            return token
+
+    def _schedule(self, token: str, now: float) -> tuple[float, float]:
+        """(expiry, refresh time) from the token's exp claim."""
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+            expires = float(claims["exp"])
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+            return now + UNKNOWN_TOKEN_TTL, now + UNKNOWN_TOKEN_TTL
+        lifetime = expires - now
+        if lifetime > TOKEN_MARGIN:
+            return expires, expires - TOKEN_MARGIN
+        return expires, now + max(lifetime, 0.0) / 2
+
+
+class BearerTokenPolicy(AsyncHTTPPolicy[Any, Any]):
+    """Adds `Authorization: Bearer ...` unless the credentials are anonymous."""
+
+    def __init__(self, tokens: TokenSource) -> None:
+        super().__init__()
+        self.tokens = tokens
+
+    async def send(self, request: PipelineRequest, **kwargs: Any) -> PipelineResponse:
+        headers = request.http_request.headers
+        if self.tokens.anonymous:
+            headers.pop("Authorization", None)
+        else:
+            headers["Authorization"] = f"Bearer {await self.tokens.token()}"
+        return await _next(self).send(request, **kwargs)
+
+
+# -- caches ------------------------------------------------------------------------------------------
+
+
+class CachedCredentialsFactory(ServiceClientCredentialsFactory):  # type: ignore[misc]
+    """The SDK's credentials factory, building one credentials object per (app id, scope, endpoint)."""
+
+    def __init__(self, inner: ServiceClientCredentialsFactory) -> None:
+        self._inner = inner
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        self.builds = 0
+
+    async def is_valid_app_id(self, app_id: str) -> bool:
+        return bool(await self._inner.is_valid_app_id(app_id))
+
+    async def is_authentication_disabled(self) -> bool:
+        return bool(await self._inner.is_authentication_disabled())
+
+    async def create_credentials(
+        self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool
+    ) -> Any:
+        key = (app_id, oauth_scope, login_endpoint, validate_authority)
+        found = self._cache.get(key)
+        if found is None:
+            # The inner factory refuses unknown app ids, so the cache only grows by scope.
+            built = await self._inner.create_credentials(
+                app_id, oauth_scope, login_endpoint, validate_authority
+            )
+            self.builds += 1
+            if len(self._cache) >= MAX_CLIENTS:
+                self._cache.clear()
+            found = self._cache.setdefault(key, built)
+        return found
+
+
+ClientKey = tuple[str, str | None, str, str | None]
+
+
+class Outbound:
+    """The shared session and the caches of clients and tokens; one per app.
+
+    The session is created inside the running loop (`start`, at app start-up) and
+    closed at cleanup; clients built from it live as long as the app.
+    """
+
+    def __init__(
+        self,
+        *,
+        retry: RetrySettings | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+        pool_size: int = POOL_SIZE,
+    ) -> None:
+        self.retry = retry or RetrySettings()
+        self.timeout = timeout or aiohttp.ClientTimeout(total=REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT)
+        self.pool_size = pool_size
+        self.driver = PooledDriver(self)
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self._clients: OrderedDict[ClientKey, ConnectorClient] = OrderedDict()
+        self._tokens: dict[int, TokenSource] = {}
+        self._user_token_clients: dict[str | None, UserTokenClient] = {}
+        self.connector_builds = 0
+
+    async def start(self) -> None:
+        """Open the session (inside the running loop)."""
+        _ = self.session
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The one session; opened on first use if `start` was not called."""
+        if self._session is None:
+            if self._closed:
+                raise RuntimeError("outbound HTTP is closed")
+            asyncio.get_running_loop()  # a session made outside a loop is bound to the wrong one
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.pool_size, ttl_dns_cache=300),
+                timeout=self.timeout,
+                # Like requests, which the SDK used: proxy settings come from the environment.
+                trust_env=True,
+            )
+        return self._session
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` ran."""
+        return self._closed
+
+    async def close(self) -> None:
+        """Close the session; clients built on it stop working."""
+        self._closed = True
+        session, self._session = self._session, None
+        self._clients.clear()
+        self._user_token_clients.clear()
+        if session is not None:
+            await session.close()
+
+    def tokens(self, credentials: Any) -> TokenSource:
+        """The token source of a credentials object (credentials are cached, so this is too)."""
+        source = self._tokens.get(id(credentials))
+        if source is None or source.credentials is not credentials:
+            if len(self._tokens) >= 2 * MAX_CLIENTS:
+                self._tokens.clear()
+            source = self._tokens[id(credentials)] = TokenSource(credentials)
+        return source
+
+    def pipeline(self, config: Any) -> AsyncPipeline[Any, Any]:
+        """An msrest pipeline for a client configuration: pooled aiohttp, bearer token, retry."""
+        policies = [
+            config.user_agent_policy,
+            BearerTokenPolicy(self.tokens(config.credentials)),
+            RawDeserializer(),
+            config.http_logger_policy,
+            RetryPolicy(self.retry),
+        ]
+        return AsyncPipeline(policies, DriverSender(self.driver))
+
+    async def connector_client(
+        self, service_url: str, *, app_id: str | None, audience: str, login_endpoint: str | None,
+        validate_authority: bool, credentials_factory: ServiceClientCredentialsFactory,
+    ) -> ConnectorClient:  # fmt: skip
+        """The client for (service URL, app id, audience, login endpoint), built once."""
+        key: ClientKey = (service_url, app_id, audience, login_endpoint)
+        client = self._clients.get(key)
+        if client is not None:
+            self._clients.move_to_end(key)
+            return client
+        credentials = await credentials_factory.create_credentials(
+            app_id, audience, login_endpoint, validate_authority
+        )
+        client = self._clients.get(key)
+        if client is None:
+            config = BotFrameworkConnectorConfiguration(credentials, service_url, pipeline_type=self.pipeline)
+            client = ConnectorClient(credentials, base_url=service_url, custom_configuration=config)
+            client.config.add_user_agent(USER_AGENT)
+            self.connector_builds += 1
+            self._clients[key] = client
+            while len(self._clients) > MAX_CLIENTS:
+                self._clients.popitem(last=False)
+        return client
+
+    async def user_token_client(
+        self, app_id: str | None, build: Callable[[], Awaitable[UserTokenClient]]
+    ) -> UserTokenClient:
+        """The SDK's user-token client for app_id, built once, sending through the pooled pipeline."""
+        client = self._user_token_clients.get(app_id)
+        if client is None:
+            client = await build()
+            # `_UserTokenClientImpl` keeps its TokenApiClient private; give it our pipeline so an
+            # OAuth prompt does not block the loop on requests and MSAL. Other shapes are left alone.
+            api = getattr(client, "_client", None)
+            if isinstance(api, TokenApiClient):
+                api.config.pipeline = self.pipeline(api.config)
+            client = self._user_token_clients.setdefault(app_id, client)
+        return client
+
+
+class PooledConnectorFactory(ConnectorFactory):  # type: ignore[misc]
+    """The SDK's connector factory for one request, handing out cached clients."""
+
+    def __init__(
+        self, outbound: Outbound, *, app_id: str | None, oauth_scope: str, login_endpoint: str | None,
+        validate_authority: bool, credentials_factory: ServiceClientCredentialsFactory,
+    ) -> None:  # fmt: skip
+        self._outbound = outbound
+        self._app_id = app_id
+        self._oauth_scope = oauth_scope
+        self._login_endpoint = login_endpoint
+        self._validate_authority = validate_authority
+        self._credentials_factory = credentials_factory
+
+    @classmethod
+    def replacing(cls, sdk_factory: ConnectorFactory, outbound: Outbound) -> ConnectorFactory:
+        """Ours in place of the SDK's `_ConnectorFactoryImpl`, with the settings the SDK chose for it.
+
+        The SDK builds that factory per request (public, government or private
+        cloud, skill audience...) and keeps its settings private; reading them keeps
+        those decisions the SDK's. Any other factory is returned unchanged.
+        """
+        if not isinstance(sdk_factory, _ConnectorFactoryImpl):
+            return sdk_factory
+        return cls(
+            outbound,
+            app_id=sdk_factory._app_id,
+            oauth_scope=sdk_factory._to_channel_from_bot_oauth_scope,
+            login_endpoint=sdk_factory._login_endpoint,
+            validate_authority=sdk_factory._validate_authority,
+            credentials_factory=sdk_factory._credential_factory,
+        )
+
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        return await self._outbound.connector_client(
+            service_url, app_id=self._app_id, audience=audience or self._oauth_scope,
+            login_endpoint=self._login_endpoint, validate_authority=self._validate_authority,
+            credentials_factory=self._credentials_factory,
+        )  # fmt: skip
