@@ -17,6 +17,7 @@ from core.audit import checkpoint
 from core.audit.chain import Checkpoint
 from core.audit.verify import verify as parallel_verify
 from core.db import Database
+from core.rooms.templates import TemplateError
 
 log = logging.getLogger("bot")
 
@@ -93,7 +94,12 @@ def serve(settings: Settings) -> int:
     if settings.local_mode:
         print("*** LOCAL MODE: no MicrosoftAppId, inbound requests are NOT authenticated ***",
               file=sys.stderr)  # fmt: skip
-    app = create_app(settings, db=db)
+    try:
+        app = create_app(settings, db=db)
+    except TemplateError as exc:
+        db.close()
+        print(f"opsroom: bad room template: {exc}", file=sys.stderr)
+        return 2
     app.on_cleanup.append(lambda _app: _close(db))
     log.info("opsroom listening on http://%s:%s/api/messages", settings.host, settings.port)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

@@ -6,10 +6,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
 from bot.graph import GraphConfig
+from core.rooms.templates import SHIPPED
 
 
 class SettingsError(ValueError):
@@ -47,6 +49,7 @@ class Settings:
     login_url: str = ""
     oauth_scope: str = ""
     member_cache_seconds: int = 600
+    templates_dir: str = ""
 
     def __repr__(self) -> str:
         shown = []
@@ -70,6 +73,13 @@ class Settings:
             self.graph_url, self.graph_login_url,
         )  # fmt: skip
 
+    def template_dirs(self) -> list[Path]:
+        """Where room templates come from: the shipped ones, then the force's own."""
+        dirs = [SHIPPED]
+        if self.templates_dir:
+            dirs.append(Path(self.templates_dir))
+        return dirs
+
     @property
     def production(self) -> bool:
         """Running for real."""
@@ -86,6 +96,10 @@ class Settings:
             raise SettingsError("OPSROOM_ENV=production needs OPSROOM_HOME_TENANT_ID")
         if self.env not in ("local", "production"):
             raise SettingsError("OPSROOM_ENV must be 'local' or 'production'")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(f"OPSROOM_TIMEZONE {self.timezone!r} is not a known time zone") from exc
         if self.app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
             raise SettingsError("MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI")
 
@@ -130,6 +144,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(
         login_url=get("OPSROOM_LOGIN_URL"),
         oauth_scope=get("OPSROOM_OAUTH_SCOPE"),
         member_cache_seconds=integer("OPSROOM_MEMBER_CACHE_SECONDS", 600),
+        templates_dir=get("OPSROOM_TEMPLATES_DIR"),
     )
     settings.check()
     return settings

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from botbuilder.core import TurnContext
@@ -13,11 +14,14 @@ from botbuilder.schema.teams import TeamInfo, TeamsChannelAccount
 from sqlmodel import Session
 
 from bot import logs
+from bot.graph import GraphClient
 from bot.identity import conversation_of
 from bot.pipeline import Next, Pipeline, invoke_ack, turn_of
+from bot.teams import TurnTeams
 from bot.turn import TURN_KEY, Turn
 from core.audit.flows import Claim
 from core.dedupe.models import activity_key
+from core.rooms.templates import Template
 from dialogs import events
 from dialogs.context import CommandContext
 from policies import evaluate
@@ -30,8 +34,20 @@ T = TypeVar("T")
 class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
     """Every activity goes through the pipeline; its handler step is Teams' own dispatch."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        graph: GraphClient | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        templates: Mapping[str, Template] | None = None,
+        timezone: str = "Europe/London",
+    ) -> None:
         self.pipeline = pipeline
+        self.graph = graph
+        self.clock = clock
+        self.templates = dict(templates or {})
+        self.timezone = timezone
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
@@ -103,6 +119,11 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
             db=self.pipeline.db,
             transact=transact,
             may=lambda action: evaluate(principal, action, turn.resource),
+            teams=TurnTeams(turn.context, self.graph),
+            room=turn.room,
+            now=self.clock,
+            templates=self.templates,
+            timezone=self.timezone,
             note=turn.note,
         )
 

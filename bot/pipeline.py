@@ -24,9 +24,12 @@ from core.audit import flows
 from core.audit.flows import DuplicateActivity
 from core.db import Database
 from core.dedupe import service as dedupe
+from core.rooms import flows as rooms
+from core.rooms import service as room_service
 from dialogs.context import Reply
 from dialogs.registry import Router
-from policies import evaluate
+from policies import Resource, evaluate
+from policies.model import RoomRole
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ class Pipeline:
 
     def steps(self, handler: Step) -> Sequence[Step]:
         """The one order, set here."""
-        return (self.audit, self.identify, self.dedupe, self.route, self.policy, handler)
+        return (self.audit, self.identify, self.dedupe, self.route, self.locate, self.policy, handler)
 
     async def run(self, turn: Turn, handler: Step) -> None:
         """Run every step in order."""
@@ -154,6 +157,48 @@ class Pipeline:
             turn.outcome = "ignored"
             return
         await next()
+
+    async def locate(self, turn: Turn, next: Next) -> None:
+        """Which room the command is about: --room KEY, or the room whose space it was typed in."""
+        found, principal = turn.route, turn.principal
+        if found is None or found.kind != "command" or found.command is None or principal is None:
+            await next()
+            return
+        key = getattr(found.args, "room", None)
+        conversation_id = turn.conversation.conversation_id
+
+        def look(session: Session) -> rooms.Located:
+            return rooms.locate(session, conversation_id=conversation_id, key=key,
+                                aad_id=principal.aad_id, kind=principal.kind.value)  # fmt: skip
+
+        located = await self.db.run(look, readonly=True)
+        room = located.room
+        if key and room is None:
+            turn.outcome = "no_room"
+            turn.reply = Reply(text=f"There is no room {key.upper()} that you can see.")
+            return
+        if room is None and found.command.needs_room:
+            turn.outcome = "needs_room"
+            turn.reply = await self._which_room(turn)
+            return
+        if room is not None:
+            turn.room = room
+            turn.resource = Resource(room_key=room.key, room_closed=room.closed,
+                                     role=RoomRole(located.role) if located.role else None)  # fmt: skip
+        await next()
+
+    async def _which_room(self, turn: Turn) -> Reply:
+        principal = turn.principal
+        assert principal is not None and principal.aad_id is not None
+        aad_id, team = principal.aad_id, turn.conversation.team_id
+        mine = await self.db.run(lambda s: [r.key for r in room_service.rooms_of(
+            session=s, aad_id=aad_id, team_id=team) if not r.closed], readonly=True)  # fmt: skip
+        if not mine:
+            return Reply(text="This command acts on a room: use it inside a room's thread, "
+                              "or add `--room KEY`. You are not in any open room.")  # fmt: skip
+        listed = ", ".join(f"`{key}`" for key in mine[:20])
+        hint = "Which room? Use it inside the room's thread or add `--room KEY`."
+        return Reply(text=f"{hint} Yours: {listed}.")
 
     async def policy(self, turn: Turn, next: Next) -> None:
         """The one enforcement point: the route's declared action, asked of policies."""

@@ -48,7 +48,7 @@ def route_command(router: Router, text: str) -> Route:
         return Route("unknown", "command.unknown", message=exc.suggestion,
                      arguments={"text": safe.clean(text, 500)})  # fmt: skip
     arguments = parsed.args.model_dump(exclude_none=True)
-    return Route("command", parsed.command.action, parsed.command, parsed.args, arguments)
+    return Route("command", parsed.command.action_of(parsed.args), parsed.command, parsed.args, arguments)
 
 
 def route(router: Router, activity: Activity) -> Route:

@@ -11,6 +11,7 @@ from botbuilder.schema import Activity
 
 from core.audit.flows import Claim
 from core.audit.models import Actor, EventDraft, Where
+from core.rooms.models import Room
 from dialogs.context import AuditNote, Conversation, Reply
 from dialogs.registry import Command
 from policies import Decision, Principal, Resource
@@ -47,6 +48,7 @@ class Turn:
     note: AuditNote = field(default_factory=AuditNote)
     reply: Reply | None = None
     recorded: bool = False
+    room: Room | None = None
 
     @property
     def activity(self) -> Activity:
@@ -67,7 +69,7 @@ class Turn:
         route = self.route
         return EventDraft(
             action=route.action if route else f"activity.{self.activity.type or 'unknown'}",
-            outcome=self.outcome,
+            outcome=self.note.outcome if self.outcome == "ok" and self.note.outcome else self.outcome,
             actor=actor,
             where=Where(self.conversation.team_id, self.conversation.channel_id,
                         self.conversation.conversation_id, self.note.room_key or self.resource.room_key),

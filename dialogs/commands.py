@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dialogs import audit, help
+from dialogs import audit, help, rooms
 from dialogs.registry import Router
 
 
@@ -10,5 +10,6 @@ def build_router() -> Router:
     """One router with every feature's commands; /help last, since it lists them."""
     root = Router()
     root.include(audit.router)
+    root.include(rooms.router)
     help.register(root)
     return root

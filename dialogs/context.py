@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlmodel import Session
 
 from core.db import Database
+from core.rooms.models import Room
+from core.rooms.templates import Template
 from policies import Decision, Principal, Resource
 
 T = TypeVar("T")
@@ -30,6 +33,7 @@ class AuditNote:
     recipients: list[str] | None = None
     detail: str | None = None
     room_key: str | None = None
+    outcome: str | None = None  # e.g. "refused" when the handler declined; default "ok"
 
 
 class Transactor(Protocol):
@@ -49,6 +53,52 @@ class Conversation:
     conversation_type: str | None = None
 
 
+@dataclass(frozen=True)
+class Space:
+    """A Teams place a room lives in: its conversation id and a stored reference to post to."""
+
+    conversation_id: str
+    reference: str
+    kind: str  # thread | private | shared
+    activity_id: str | None = None  # the card that started it
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone named in a command (an @mention, an email or UPN), resolved to their AAD id."""
+
+    aad_id: str
+    name: str | None
+    tenant_id: str | None = None
+
+
+class Teams(Protocol):
+    """What handlers may ask of Teams; bot/ implements it for the current turn."""
+
+    graph_configured: bool
+
+    async def create_thread(self, card: dict[str, Any]) -> Space:
+        """Start a new thread in the current channel with this card."""
+        ...
+
+    async def create_channel(self, *, name: str, description: str, kind: str, owner_aad_id: str,
+                             card: dict[str, Any]) -> Space:  # fmt: skip
+        """Create a private or shared channel in the current team (Graph) and post the card there."""
+        ...
+
+    async def post(self, reference: str, reply: Reply) -> bool:
+        """Post into a stored conversation; False when Teams says it no longer exists."""
+        ...
+
+    async def update(self, space: Space, activity_id: str, card: dict[str, Any]) -> None:
+        """Replace a card the bot posted."""
+        ...
+
+    async def resolve(self, who: str) -> Person | None:
+        """An @mention, email or UPN -> a person in this team or chat, or None."""
+        ...
+
+
 @dataclass
 class CommandContext:
     """Everything a handler may use; it never sees the Bot Framework."""
@@ -59,4 +109,9 @@ class CommandContext:
     db: Database
     transact: Transactor
     may: Callable[[str], Decision]
+    teams: Teams
+    room: Room | None = None
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    templates: Mapping[str, Template] = field(default_factory=dict)
+    timezone: str = "Europe/London"
     note: AuditNote = field(default_factory=AuditNote)

@@ -24,6 +24,12 @@ class Command:
     handler: Handler
     summary: str
     description: str
+    needs_room: bool = False
+    action_for: Callable[[Any], str] | None = None
+
+    def action_of(self, args: Any) -> str:
+        """The policy action for these arguments (some options need more rights)."""
+        return self.action_for(args) if self.action_for is not None and args is not None else self.action
 
     @property
     def usage(self) -> str:
@@ -64,9 +70,19 @@ class Router:
         self._commands: dict[str, Command] = {}
 
     def command(
-        self, words: str, *, action: str, args: type[Args] = NoArgs
+        self,
+        words: str,
+        *,
+        action: str,
+        args: type[Args] = NoArgs,
+        needs_room: bool = False,
+        action_for: Callable[[Any], str] | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Declare a command; the decorated coroutine's docstring is its help."""
+        """Declare a command; the decorated coroutine's docstring is its help.
+
+        needs_room: it acts on a room (the one it is typed in, or --room KEY).
+        action_for: the policy action when it depends on the arguments (`/room list --all`).
+        """
 
         def attach(handler: Handler) -> Handler:
             key = " ".join(words.lower().split())
@@ -78,7 +94,8 @@ class Router:
             if not doc:
                 raise ValueError(f"command {key!r}: handler needs a docstring (its help text)")
             summary, _, description = doc.partition("\n")
-            self._commands[key] = Command(key, action, args, handler, summary, description.strip())
+            self._commands[key] = Command(key, action, args, handler, summary, description.strip(),
+                                          needs_room, action_for)  # fmt: skip
             return handler
 
         return attach

@@ -62,6 +62,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
                     "invite", "revoke", "access"}),
          lambda p, r: (p.kind is OFFICER and r.role is LEAD) or p.kind is SUPERVISOR),
     Rule("supervisor-agencies", "permit", frozenset({"agency.add"}), is_kind(SUPERVISOR)),
+    Rule("supervisor-lists-all-rooms", "permit", frozenset({"room.list_all"}), is_kind(SUPERVISOR)),
     Rule("member-tasking", "permit", frozenset({"task.add", "task.assign", "task.reopen"}),
          _officer_member),
     Rule("member-reads-tasks", "permit", frozenset({"task.list", "task.show"}),

@@ -103,6 +103,7 @@ def test_bool_flag_cannot_take_positional_words() -> None:
     assert parse_args(AddArgs, ["a", "--urgent", "b"]) == AddArgs(title="a b", urgent=True)
 
 
-def test_real_router_has_help_and_audit_verify() -> None:
+def test_real_router_has_every_feature() -> None:
     words = [c.words for c in build_router().commands()]
-    assert words == ["audit verify", "help"]
+    assert words == ["audit verify", "help", "room close", "room lead", "room list", "room open",
+                     "room reopen", "room status"]

@@ -1,0 +1,165 @@
+"""What handlers may ask of Teams, for the current turn (the dialogs.context.Teams protocol).
+
+Rooms start their thread through the Bot Connector's create-conversation call
+directly: the SDK's TeamsInfo.send_message_to_teams_channel goes through
+adapter.create_conversation, which refuses an empty bot app id, so it cannot
+work in local mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
+from botbuilder.core.teams import TeamsInfo
+from botbuilder.schema import (
+    Activity,
+    ConversationAccount,
+    ConversationParameters,
+    ConversationReference,
+    Mention,
+)
+
+from bot.graph import GraphClient
+from bot.pipeline import to_activity
+from core.rooms.flows import RoomError
+from dialogs.context import Person, Reply, Space
+
+log = logging.getLogger(__name__)
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def _status_of(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+class TurnTeams:
+    """Teams operations on behalf of one turn, through its connector client."""
+
+    def __init__(self, context: TurnContext, graph: GraphClient | None) -> None:
+        self.context = context
+        self.graph = graph
+        self.graph_configured = graph is not None
+
+    @property
+    def _connector(self) -> Any:
+        return self.context.turn_state[BotAdapter.BOT_CONNECTOR_CLIENT_KEY]
+
+    def _channel_data(self) -> dict[str, Any]:
+        data = self.context.activity.channel_data
+        return data if isinstance(data, dict) else {}
+
+    def _tenant(self) -> str | None:
+        tenant = (self._channel_data().get("tenant") or {}).get("id")
+        return tenant if isinstance(tenant, str) else None
+
+    async def _start_thread(self, channel_id: str, card: dict[str, Any], kind: str, space_id: str) -> Space:
+        activity = self.context.activity
+        tenant = self._tenant()
+        message = MessageFactory.attachment(CardFactory.adaptive_card(card))
+        params = ConversationParameters(
+            is_group=True, bot=activity.recipient, activity=message, tenant_id=tenant,
+            channel_data={"channel": {"id": channel_id}, "tenant": {"id": tenant}},
+        )  # fmt: skip
+        created = await self._connector.conversations.create_conversation(params)
+        conversation_id = space_id or created.id
+        reference = ConversationReference(
+            activity_id=created.activity_id, bot=activity.recipient, channel_id=activity.channel_id,
+            service_url=activity.service_url,
+            conversation=ConversationAccount(
+                id=conversation_id, is_group=True, conversation_type="channel", tenant_id=tenant
+            ),
+        )
+        return Space(conversation_id, json.dumps(reference.serialize()), kind, created.activity_id)
+
+    async def create_thread(self, card: dict[str, Any]) -> Space:
+        """A new thread in the channel the command came from, starting with the card."""
+        channel_id = (self._channel_data().get("channel") or {}).get("id")
+        if not channel_id:
+            raise RoomError("rooms are opened from a team channel")
+        return await self._start_thread(channel_id, card, "thread", "")
+
+    async def create_channel(self, *, name: str, description: str, kind: str, owner_aad_id: str,
+                             card: dict[str, Any]) -> Space:  # fmt: skip
+        """A private or shared channel in this team (Graph), the card posted in it."""
+        if self.graph is None:
+            raise RoomError("Microsoft Graph is not configured")
+        team = self._channel_data().get("team") or {}
+        group_id = team.get("aadGroupId")
+        if not group_id:
+            details = await TeamsInfo.get_team_details(self.context)
+            group_id = details.aad_group_id
+        channel = await self.graph.create_channel(
+            team_id=group_id, name=name, description=description, membership_type=kind,
+            owner_aad_id=owner_aad_id,
+        )  # fmt: skip
+        return await self._start_thread(channel["id"], card, kind, channel["id"])
+
+    async def post(self, reference: str, reply: Reply) -> bool:
+        """Post into a stored conversation; False when Teams answers that it is gone (404/403)."""
+        stored = ConversationReference().deserialize(json.loads(reference))
+        activity: Activity = to_activity(reply)
+        try:
+            await self._connector.conversations.send_to_conversation(stored.conversation.id, activity)
+        except Exception as exc:
+            if _status_of(exc) in (403, 404):
+                return False
+            raise
+        return True
+
+    async def update(self, space: Space, activity_id: str, card: dict[str, Any]) -> None:
+        """Replace a card the bot posted in a room's space."""
+        activity = MessageFactory.attachment(CardFactory.adaptive_card(card))
+        activity.id = activity_id
+        await self._connector.conversations.update_activity(space.conversation_id, activity_id, activity)
+
+    async def resolve(self, who: str) -> Person | None:
+        """An @mention (as typed), an email/UPN, or an AAD object id -> a member of this team or chat."""
+        wanted = who.strip().lstrip("@").strip()
+        activity = self.context.activity
+        bot_id = activity.recipient.id if activity.recipient else None
+        for entity in activity.entities or []:
+            if entity.type != "mention":
+                continue
+            mention = Mention().deserialize(entity.serialize())
+            mentioned = mention.mentioned
+            text = re.sub(r"</?at>", "", mention.text or "").strip()
+            if mentioned is None or mentioned.id == bot_id:
+                continue
+            if text.lower() == wanted.lower() or (mentioned.name or "").lower() == wanted.lower():
+                return await self._member(mentioned.id)
+        if _GUID.fullmatch(wanted):
+            return await self._member(wanted)
+        if "@" in wanted:
+            return await self._by_email(wanted.lower())
+        return None
+
+    async def _member(self, member_id: str) -> Person | None:
+        try:
+            member = await TeamsInfo.get_member(self.context, member_id)
+        except Exception as exc:
+            log.info("member lookup failed: %s", type(exc).__name__)
+            return None
+        aad_id = getattr(member, "aad_object_id", None)
+        if not aad_id:
+            return None
+        return Person(aad_id.lower(), getattr(member, "name", None), getattr(member, "tenant_id", None))
+
+    async def _by_email(self, email: str) -> Person | None:
+        token = None
+        for _ in range(50):  # a team of up to 50 pages of members
+            page = await TeamsInfo.get_paged_members(self.context, continuation_token=token, page_size=500)
+            for member in page.members or []:
+                names = {(member.email or "").lower(), (member.user_principal_name or "").lower()}
+                if email in names and member.aad_object_id:
+                    return Person(member.aad_object_id.lower(), member.name, member.tenant_id)
+            token = page.continuation_token
+            if not token:
+                return None
+        return None

@@ -1,0 +1,1 @@
+"""Operation rooms: open, live in, close."""

@@ -1,0 +1,62 @@
+"""Operation rooms and who is in them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.types import UTCDateTime
+
+CLASSIFICATIONS = ("OFFICIAL", "OFFICIAL-SENSITIVE")
+
+
+class Room(SQLModel, table=True):
+    """An operation room: its Teams space, lead, classification and state."""
+
+    __tablename__ = "room"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    key: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    name: str = Field(sa_column=Column(String(80), nullable=False))
+    purpose: str | None = Field(default=None, sa_column=Column(Text))
+    classification: str = Field(sa_column=Column(String(24), nullable=False))
+    timezone: str = Field(sa_column=Column(String(64), nullable=False))
+    digest_time: str | None = Field(default=None, sa_column=Column(String(5)))
+    template: str | None = Field(default=None, sa_column=Column(String(40)))
+    lead_aad_id: str = Field(sa_column=Column(String(64), nullable=False))
+    lead_name: str | None = Field(default=None, sa_column=Column(String(256)))
+    tenant_id: str = Field(sa_column=Column(String(64), nullable=False))
+    team_id: str | None = Field(default=None, sa_column=Column(String(256), index=True))
+    opened_in_channel: str | None = Field(default=None, sa_column=Column(String(256)))
+    space_kind: str = Field(sa_column=Column(String(16), nullable=False))  # thread | private | shared
+    conversation_id: str = Field(sa_column=Column(String(512), nullable=False, unique=True))
+    reference: str = Field(sa_column=Column(Text, nullable=False))  # conversation reference, JSON
+    status: str = Field(default="open", sa_column=Column(String(16), nullable=False))
+    closed_reason: str | None = Field(default=None, sa_column=Column(Text))
+    orphaned: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    orphaned_reason: str | None = Field(default=None, sa_column=Column(Text))
+    opened_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+    @property
+    def closed(self) -> bool:
+        """A closed room is read-only."""
+        return self.status == "closed"
+
+
+class RoomMember(SQLModel, table=True):
+    """Someone who belongs to a room (officers join by acting in it; guests by invitation)."""
+
+    __tablename__ = "room_member"
+    __table_args__ = (UniqueConstraint("room_id", "aad_id", name="uq_room_member"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    room_id: int = Field(sa_column=Column(Integer, ForeignKey("room.id"), nullable=False, index=True))
+    aad_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    tenant_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    name: str | None = Field(default=None, sa_column=Column(String(256)))
+    role: str = Field(sa_column=Column(String(24), nullable=False))  # lead | member | guest_viewer | ...
+    agency: str | None = Field(default=None, sa_column=Column(String(64)))
+    joined_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

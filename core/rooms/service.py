@@ -1,0 +1,79 @@
+"""Plain data access for rooms and their members."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from core.rooms.models import Room, RoomMember
+from core.tasks.models import Task
+
+
+def get_by_key(*, session: Session, key: str) -> Room | None:
+    """A room by its key (case-insensitive)."""
+    return session.exec(select(Room).where(col(Room.key) == key.upper())).first()
+
+
+def get_by_conversation(*, session: Session, conversation_id: str) -> Room | None:
+    """The room whose Teams space this conversation is (a thread, or a whole channel)."""
+    base = conversation_id.split(";", 1)[0]
+    whole_channel = (col(Room.conversation_id) == base) & (col(Room.space_kind) != "thread")
+    stmt = select(Room).where(or_(col(Room.conversation_id) == conversation_id, whole_channel))
+    return session.exec(stmt).first()
+
+
+def keys_starting(*, session: Session, prefix: str) -> set[str]:
+    """Keys already used that start with prefix (rooms are never deleted, so keys never recur)."""
+    rows = session.execute(sa_select(col(Room.key)).where(col(Room.key).like(f"{prefix}%")))
+    return {row[0] for row in rows}
+
+
+def member(*, session: Session, room_id: int, aad_id: str) -> RoomMember | None:
+    """Someone's membership of a room."""
+    stmt = select(RoomMember).where(col(RoomMember.room_id) == room_id, col(RoomMember.aad_id) == aad_id)
+    return session.exec(stmt).first()
+
+
+def members(*, session: Session, room_id: int) -> Sequence[RoomMember]:
+    """Everyone recorded as in the room."""
+    stmt = select(RoomMember).where(col(RoomMember.room_id) == room_id).order_by(col(RoomMember.id))
+    return list(session.exec(stmt))
+
+
+def rooms_of(*, session: Session, aad_id: str, team_id: str | None = None) -> Sequence[Room]:
+    """Rooms someone leads or belongs to, plus open rooms of the team they are asking from."""
+    mine = sa_select(col(RoomMember.room_id)).where(col(RoomMember.aad_id) == aad_id)
+    condition = or_(col(Room.lead_aad_id) == aad_id, col(Room.id).in_(mine))
+    if team_id:
+        condition = or_(condition, (col(Room.team_id) == team_id) & (col(Room.status) == "open"))
+    stmt = select(Room).where(condition).order_by(col(Room.status).desc(), col(Room.key))
+    return list(session.exec(stmt))
+
+
+def all_rooms(*, session: Session) -> Sequence[Room]:
+    """Every room (supervisors)."""
+    return list(session.exec(select(Room).order_by(col(Room.status).desc(), col(Room.key))))
+
+
+def rooms_in_team(*, session: Session, team_id: str) -> Sequence[Room]:
+    """Rooms opened in a team."""
+    return list(session.exec(select(Room).where(col(Room.team_id) == team_id)))
+
+
+def task_counts(*, session: Session, room_id: int, now: datetime) -> tuple[int, int]:
+    """(open, overdue) task counts."""
+    open_filter = (col(Task.room_id) == room_id) & (col(Task.status) == "open")
+    opened = session.execute(sa_select(func.count()).where(open_filter)).scalar() or 0
+    overdue_filter = open_filter & (col(Task.due_at) < now)
+    overdue = session.execute(sa_select(func.count()).where(overdue_filter)).scalar() or 0
+    return int(opened), int(overdue)
+
+
+def next_task_number(*, session: Session, room_id: int) -> int:
+    """The next task number in a room."""
+    top = session.execute(sa_select(func.max(col(Task.number))).where(col(Task.room_id) == room_id)).scalar()
+    return int(top or 0) + 1

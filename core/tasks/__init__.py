@@ -1,0 +1,1 @@
+"""Tasks inside an operation room."""
