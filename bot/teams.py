@@ -34,9 +34,13 @@ _GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 def _status_of(exc: BaseException) -> int | None:
+    """The HTTP status behind an msrest error (its response is requests' or aiohttp's)."""
     response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    return status if isinstance(status, int) else None
+    for name in ("status_code", "status"):
+        status = getattr(response, name, None)
+        if isinstance(status, int):
+            return status
+    return None
 
 
 class TurnTeams:
@@ -127,7 +131,8 @@ class TurnTeams:
         for entity in activity.entities or []:
             if entity.type != "mention":
                 continue
-            mention = Mention().deserialize(entity.serialize())
+            # Entity.serialize() drops a mention's fields: they live in additional_properties.
+            mention = Mention().deserialize({"type": entity.type, **(entity.additional_properties or {})})
             mentioned = mention.mentioned
             text = re.sub(r"</?at>", "", mention.text or "").strip()
             if mentioned is None or mentioned.id == bot_id:

@@ -107,7 +107,8 @@ def _explain(exc: ValidationError) -> str:
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"]) or "arguments"
         label = where if where in ("arguments",) else where.replace("_", "-")
-        problems.append(f"{label}: {error['msg']}")
+        message = str(error["msg"]).removeprefix("Value error, ")  # our validators' own words
+        problems.append(f"{label}: {message}")
     return "; ".join(problems)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -80,7 +81,9 @@ class Harness:
         """POST an activity and collect what the bot sent back during it."""
         before = len(self.connector.activities())
         status, body = await self.post(activity, **kwargs)
-        return Exchange(status, body, activity, self.connector.activities()[before:])
+        # New threads the bot started are not replies: read them from connector.requests.
+        sent = [a for a in self.connector.activities()[before:] if a.kind != "create"]
+        return Exchange(status, body, activity, sent)
 
     async def say(self, fixture: str, text: str | None = None, **overrides: Any) -> Exchange:
         """Send a fixture activity, optionally with other text."""
@@ -113,10 +116,15 @@ async def connector() -> AsyncIterator[FakeConnector]:
 
 
 async def start_harness(
-    settings: Settings, connector: FakeConnector, db: Database, router: Router | None = None
+    settings: Settings,
+    connector: FakeConnector,
+    db: Database,
+    router: Router | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Harness:
     """Build the app exactly as production does and serve it on an ephemeral port."""
-    server = TestServer(create_app(settings, db=db, router=router), host="127.0.0.1", port=0)
+    app = create_app(settings, db=db, router=router, clock=clock)
+    server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     return Harness(server, connector, db)
 
@@ -160,3 +168,28 @@ async def secure_harness(
     finally:
         await running.close()
         await running.server.close()
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+async def rooms(db: Database, connector: FakeConnector, clock: Clock) -> AsyncIterator[Harness]:
+    running = await start_harness(BASE_SETTINGS, connector, db, clock=clock)
+    try:
+        yield running
+    finally:
+        await running.close()
+        await running.server.close()
+
+
