@@ -27,6 +27,7 @@ import email.utils
 import logging
 import random
 import time
+import urllib.request
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -150,6 +151,9 @@ class PooledDriver(AsyncHttpDriver):
         data = request.data.encode("utf-8") if isinstance(request.data, str) else request.data
         session = self._outbound.session
         options: dict[str, Any] = {"headers": headers, "data": data}
+        proxy = self._outbound.proxy_for(request.url)
+        if proxy is not None:
+            options["proxy"] = proxy
         timeout = _timeout(config.get("timeout"))
         if timeout is not None:  # passing timeout=None to aiohttp would mean "no timeout at all"
             options["timeout"] = timeout
@@ -366,6 +370,7 @@ class Outbound:
         self.pool_size = pool_size
         self.driver = PooledDriver(self)
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, str | None] = {}
         self._closed = False
         self._clients: OrderedDict[ClientKey, ConnectorClient] = OrderedDict()
         self._tokens: dict[int, TokenSource] = {}
@@ -386,10 +391,24 @@ class Outbound:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.pool_size, ttl_dns_cache=300),
                 timeout=self.timeout,
-                # Like requests, which the SDK used: proxy settings come from the environment.
-                trust_env=True,
+                # trust_env would re-read the proxy variables and ~/.netrc on every request
+                # (a measurable share of each turn); proxy_for() reads them once instead.
+                trust_env=False,
             )
         return self._session
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy for a URL from the environment (HTTPS_PROXY, NO_PROXY...), read once per host."""
+        parsed = URL(url)
+        key = f"{parsed.scheme}://{parsed.host}"
+        if key not in self._proxies:
+            if len(self._proxies) > 1024:
+                self._proxies.clear()
+            proxies = urllib.request.getproxies()
+            proxy = proxies.get(parsed.scheme or "https")
+            bypass = parsed.host is not None and urllib.request.proxy_bypass(parsed.host)
+            self._proxies[key] = None if bypass or not proxy else proxy
+        return self._proxies[key]
 
     @property
     def closed(self) -> bool:

@@ -11,6 +11,7 @@ from botbuilder.schema import Activity
 
 from core.audit.flows import Claim
 from core.audit.models import Actor, EventDraft, Where
+from core.rooms.flows import Located
 from core.rooms.models import Room
 from dialogs.context import AuditNote, Conversation, Reply
 from dialogs.registry import Command
@@ -49,6 +50,7 @@ class Turn:
     reply: Reply | None = None
     recorded: bool = False
     room: Room | None = None
+    here: Located | None = None  # the room of this conversation, as the dedupe read found it
 
     @property
     def activity(self) -> Activity:

@@ -114,8 +114,7 @@ class Database:
         Returns (or raises) only once the batch holding fn is durable or rolled back.
         """
         ctx = contextvars.copy_context()
-        future = self.writer.submit(lambda session: ctx.run(fn, session))
-        result: T = await asyncio.wrap_future(future)
+        result: T = await self.writer.submit(lambda session: ctx.run(fn, session))
         return result
 
     async def ping(self) -> None:

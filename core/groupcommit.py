@@ -10,12 +10,13 @@ collects, so batches grow with load and stay at one job when idle.
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
@@ -28,7 +29,8 @@ Job = Callable[[Session], Any]
 @dataclass
 class _Pending:
     fn: Job
-    future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
     result: Any = None
     error: BaseException | None = None
 
@@ -45,10 +47,11 @@ class GroupWriter:
         self.batches = 0
         self.jobs = 0
 
-    def submit(self, fn: Job) -> concurrent.futures.Future[Any]:
-        """Queue fn(session); the future resolves once its batch has committed."""
+    def submit(self, fn: Job) -> asyncio.Future[Any]:
+        """Queue fn(session); the future (of the running loop) resolves once its batch has committed."""
         self._ensure_started()
-        pending = _Pending(fn)
+        loop = asyncio.get_running_loop()
+        pending = _Pending(fn, loop, loop.create_future())
         self._queue.put(pending)
         return pending.future
 
@@ -105,13 +108,26 @@ class GroupWriter:
         except BaseException as exc:  # the commit itself failed: nothing in the batch is durable
             log.error("group commit of %d jobs failed: %s", len(batch), type(exc).__name__)
             for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(job.error or exc)
-            return
-        self.batches += 1
-        self.jobs += len(batch)
+                job.error = job.error or exc
+                job.result = None
+        else:
+            self.batches += 1
+            self.jobs += len(batch)
+        # One wake-up per event loop for the whole batch, not one per job.
+        loops: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
         for job in batch:
-            if job.error is not None:
-                job.future.set_exception(job.error)
-            else:
-                job.future.set_result(job.result)
+            loops.setdefault(job.loop, []).append(job)
+        for loop, jobs in loops.items():
+            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, jobs)
+
+
+def _settle(jobs: list[_Pending]) -> None:
+    """Resolve a batch's futures, on their own loop."""
+    for job in jobs:
+        if job.future.done():  # the caller gave up waiting (cancelled)
+            continue
+        if job.error is not None:
+            job.future.set_exception(job.error)
+        else:
+            job.future.set_result(job.result)

@@ -66,3 +66,12 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     result = run("serve", env={"DATABASE_URL": f"sqlite:///{tmp_path}/new.db"})
     assert result.returncode == 2
     assert "run `python -m bot db upgrade`" in result.stderr
+
+
+def test_serve_refuses_a_bad_room_template(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/t.db", "OPSROOM_TEMPLATES_DIR": str(tmp_path)}
+    assert run("db", "upgrade", env=env).returncode == 0
+    (tmp_path / "broken.toml").write_text('name = "x"\nclassification = "SECRET"\ndigest = "07:00"\n')
+    result = run("serve", env=env)
+    assert result.returncode == 2
+    assert "bad room template" in result.stderr and "broken.toml: classification: " in result.stderr
