@@ -154,7 +154,9 @@ class TurnTeams:
         aad_id = getattr(member, "aad_object_id", None)
         if not aad_id:
             return None
-        return Person(aad_id.lower(), getattr(member, "name", None), getattr(member, "tenant_id", None))
+        guest = str(getattr(member, "user_role", "") or "").lower() == "guest"
+        name, tenant = getattr(member, "name", None), getattr(member, "tenant_id", None)
+        return Person(aad_id.lower(), name, tenant, guest)
 
     async def _by_email(self, email: str) -> Person | None:
         token = None
@@ -163,7 +165,8 @@ class TurnTeams:
             for member in page.members or []:
                 names = {(member.email or "").lower(), (member.user_principal_name or "").lower()}
                 if email in names and member.aad_object_id:
-                    return Person(member.aad_object_id.lower(), member.name, member.tenant_id)
+                    guest = str(member.user_role or "").lower() == "guest"
+                    return Person(member.aad_object_id.lower(), member.name, member.tenant_id, guest)
             token = page.continuation_token
             if not token:
                 return None

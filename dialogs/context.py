@@ -70,6 +70,7 @@ class Person:
     aad_id: str
     name: str | None
     tenant_id: str | None = None
+    guest: bool = False  # Teams reports them as a guest (B2B), or they are from another tenant
 
 
 class Teams(Protocol):

@@ -240,7 +240,8 @@ async def room_lead(ctx: CommandContext, args: LeadArgs) -> Reply:
     person = await ctx.teams.resolve(args.who)
     if person is None:
         return _refuse(ctx, f"I can't find {safe.clean(args.who, 80)} here. Mention them or use their email.")
-    if person.tenant_id and ctx.principal.tenant_id and person.tenant_id != ctx.principal.tenant_id:
+    tenant = ctx.principal.tenant_id
+    if person.guest or (person.tenant_id and tenant and person.tenant_id != tenant):
         return _refuse(ctx, "A room's lead must be an officer of this force.")
     try:
         room = await ctx.transact(lambda s: flows.change_lead(s, room_id, aad_id=person.aad_id,

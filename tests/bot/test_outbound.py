@@ -17,14 +17,8 @@ from botbuilder.schema import Activity, ConversationAccount, ErrorResponseExcept
 from botframework.connector.auth import PasswordServiceClientCredentialFactory
 from msrest.exceptions import ClientRequestError
 
-from bot.outbound import (
-    CachedCredentialsFactory,
-    Outbound,
-    PooledConnectorFactory,
-    RetrySettings,
-    TokenSource,
-    parse_retry_after,
-)
+from bot.outbound import CachedCredentialsFactory, Outbound, PooledConnectorFactory, TokenSource
+from bot.outbound_http import RetrySettings, parse_retry_after
 from tests.fakes.connector import FakeConnector
 from tests.fakes.openid import FakeOpenId, claims_of
 

@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import threading
 import time
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
+
+from tests.fakes.connector_records import FailureRule, PostedActivity, RecordedRequest, error_body
+from tests.fakes.connector_routes import ConnectorRoutes, base_conversation_id, classify
 
 __all__ = [
     "FailureRule",
@@ -45,101 +45,8 @@ __all__ = [
     "error_body",
 ]
 
-ACTIVITY_KINDS = ("send", "reply", "update", "create")
 
-
-def error_body(code: str, message: str) -> dict[str, Any]:
-    """The Bot Connector ``ErrorResponse`` shape."""
-    return {"error": {"code": code, "message": message}}
-
-
-@dataclass
-class RecordedRequest:
-    """One request received by the fake connector (failed ones included)."""
-
-    method: str
-    path: str
-    """Decoded path, e.g. ``/v3/conversations/19:x@thread.tacv2;messageid=1/activities``."""
-    raw_path: str
-    """Path exactly as received (still percent-encoded)."""
-    headers: dict[str, str]
-    json: Any | None
-    query: dict[str, str]
-    conversation_id: str | None = None
-    activity_id: str | None = None
-    """The ``{activityId}`` path segment (reply target / updated activity)."""
-    kind: str | None = None
-    """``send`` | ``reply`` | ``update`` | ``create`` | ``delete`` | ``members`` |
-    ``member`` | ``pagedmembers`` | ``activity_members`` | ``team`` |
-    ``team_channels`` | ``unknown``."""
-    status: int = 0
-    """HTTP status the fake answered."""
-    failed: bool = False
-    """True when the answer came from ``fail_next`` injection."""
-    response: Any | None = None
-    """JSON body the fake answered with."""
-    received_at: float = field(default_factory=time.time)
-
-    @property
-    def is_activity(self) -> bool:
-        return self.kind in ACTIVITY_KINDS
-
-
-class PostedActivity(dict[str, Any]):
-    """An activity JSON body the bot sent (a plain ``dict``) plus request context."""
-
-    def __init__(self, body: Mapping[str, Any], request: RecordedRequest, assigned_id: str | None) -> None:
-        super().__init__(body)
-        self.request = request
-        self.conversation_id: str | None = request.conversation_id
-        self.kind: str | None = request.kind
-        self.method: str = request.method
-        self.reply_to_id: str | None = request.activity_id if request.kind == "reply" else None
-        self.assigned_id: str | None = assigned_id
-        """The id the fake returned (``{"id": ...}``) / the updated activity's id."""
-
-    @property
-    def is_update(self) -> bool:
-        return self.kind == "update"
-
-
-@dataclass
-class FailureRule:
-    remaining: int
-    status: int
-    retry_after: float | int | str | None = None
-    path_contains: str | None = None
-    method: str | None = None
-    code: str | None = None
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.remaining <= 0:
-            return False
-        if self.method is not None and self.method.upper() != method.upper():
-            return False
-        return self.path_contains is None or self.path_contains in path
-
-
-_ERROR_CODES = {
-    400: "BadArgument",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    412: "PreconditionFailed",
-    429: "Throttled",
-    500: "InternalServerError",
-    502: "BadGateway",
-    503: "ServiceUnavailable",
-    504: "GatewayTimeout",
-}
-
-
-def _base_conversation_id(conversation_id: str) -> str:
-    """``19:x@thread.tacv2;messageid=123`` -> ``19:x@thread.tacv2``."""
-    return conversation_id.split(";", 1)[0]
-
-
-class FakeConnector:
+class FakeConnector(ConnectorRoutes):
     """Fake Bot Connector REST API v3 (see module docstring)."""
 
     def __init__(self, *, host: str = "127.0.0.1") -> None:
@@ -252,12 +159,12 @@ class FakeConnector:
     def add_member(self, conversation_id: str, member: Mapping[str, Any]) -> None:
         """Add a Teams-style member (``id`` "29:...", name, aadObjectId, ...)."""
         with self._lock:
-            members = self._members.setdefault(_base_conversation_id(conversation_id), [])
+            members = self._members.setdefault(base_conversation_id(conversation_id), [])
             members[:] = [m for m in members if m.get("id") != member.get("id")]
             members.append(dict(member))
 
     def remove_member(self, conversation_id: str, member_id: str) -> None:
-        key = _base_conversation_id(conversation_id)
+        key = base_conversation_id(conversation_id)
         with self._lock:
             self._members[key] = [
                 m for m in self._members.get(key, []) if member_id not in (m.get("id"), m.get("aadObjectId"))
@@ -288,7 +195,7 @@ class FakeConnector:
 
     def members_of(self, conversation_id: str) -> list[dict[str, Any]]:
         """Roster for a conversation: its own members, else the owning team's."""
-        key = _base_conversation_id(conversation_id)
+        key = base_conversation_id(conversation_id)
         with self._lock:
             if key in self._members:
                 return list(self._members[key])
@@ -399,9 +306,6 @@ class FakeConnector:
         )
 
     # ------------------------------------------------------------------ server
-    def _new_id(self) -> str:
-        return f"{int(time.time() * 1000)}{next(self._ids):04d}"
-
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.raw_path.split("?", 1)[0]
         segments = [unquote(s) for s in raw_path.split("/") if s]
@@ -415,7 +319,7 @@ class FakeConnector:
             json=None,
             query=dict(request.query.items()),
         )
-        self._classify(rec, segments)
+        classify(rec, segments)
         with self._lock:
             try:
                 status, payload, headers = self._handle(rec, segments, body_text)
@@ -427,139 +331,3 @@ class FakeConnector:
         if status == 204:
             return web.Response(status=204, headers=headers)
         return web.json_response(payload, status=status, headers=headers)
-
-    @staticmethod
-    def _classify(rec: RecordedRequest, seg: Sequence[str]) -> None:
-        m = rec.method
-        n = len(seg)
-        kind = "unknown"
-        if n >= 2 and seg[0] == "v3" and seg[1] == "conversations":
-            if n == 2 and m == "POST":
-                kind = "create"
-            elif n >= 3:
-                rec.conversation_id = seg[2]
-                if n == 4 and seg[3] == "activities" and m == "POST":
-                    kind = "send"
-                elif n == 5 and seg[3] == "activities":
-                    rec.activity_id = seg[4]
-                    kind = {"POST": "reply", "PUT": "update", "DELETE": "delete"}.get(m, "unknown")
-                elif n == 6 and seg[3] == "activities" and seg[5] == "members" and m == "GET":
-                    rec.activity_id = seg[4]
-                    kind = "activity_members"
-                elif n == 4 and seg[3] == "members" and m == "GET":
-                    kind = "members"
-                elif n == 5 and seg[3] == "members" and m == "GET":
-                    kind = "member"
-                elif n == 4 and seg[3] == "pagedmembers" and m == "GET":
-                    kind = "pagedmembers"
-        elif n >= 3 and seg[0] == "v3" and seg[1] == "teams" and m == "GET":
-            if n == 3:
-                kind = "team"
-            elif n == 4 and seg[3] == "conversations":
-                kind = "team_channels"
-        rec.kind = kind
-
-    def _take_failure(self, rec: RecordedRequest) -> FailureRule | None:
-        for rule in self._failures:
-            if rule.matches(rec.method, rec.path):
-                rule.remaining -= 1
-                if rule.remaining <= 0:
-                    self._failures.remove(rule)
-                return rule
-        return None
-
-    def _handle(
-        self, rec: RecordedRequest, seg: Sequence[str], body_text: str
-    ) -> tuple[int, Any, dict[str, str]]:
-        rule = self._take_failure(rec)
-        if rule is not None:
-            rec.failed = True
-            headers: dict[str, str] = {}
-            if rule.retry_after is not None:
-                headers["Retry-After"] = str(rule.retry_after)
-            code = rule.code or _ERROR_CODES.get(rule.status, "ServiceError")
-            message = "Too many requests" if rule.status == 429 else f"Injected failure {rule.status}"
-            return rule.status, error_body(code, message), headers
-
-        if body_text.strip():
-            try:
-                rec.json = json.loads(body_text)
-            except ValueError as exc:
-                return 400, error_body("BadSyntax", f"Invalid JSON body: {exc}"), {}
-        if rec.method in ("POST", "PUT") and rec.kind in ACTIVITY_KINDS and not isinstance(rec.json, dict):
-            return 400, error_body("BadArgument", "Request body must be a JSON object"), {}
-
-        kind = rec.kind
-        conv = rec.conversation_id or ""
-        if kind == "create":
-            return self._create_conversation(rec)
-        if kind in ("send", "reply"):
-            return 201, {"id": self._new_id()}, {}
-        if kind == "update":
-            return 200, {"id": rec.activity_id}, {}
-        if kind == "delete":
-            return 200, None, {}
-        if kind in ("members", "activity_members"):
-            return 200, list(self.members_of(conv)), {}
-        if kind == "member":
-            wanted = seg[4]
-            for member in self.members_of(conv):
-                if wanted in (member.get("id"), member.get("aadObjectId")):
-                    return 200, member, {}
-            return (
-                404,
-                error_body(
-                    "MemberNotFoundInConversation", f"The member {wanted} is not in conversation {conv}"
-                ),
-                {},
-            )
-        if kind == "pagedmembers":
-            return self._paged_members(rec, conv)
-        if kind in ("team", "team_channels"):
-            team = self._teams.get(seg[2])
-            if team is None:
-                return 404, error_body("NotFound", f"Team {seg[2]} not found"), {}
-            if kind == "team":
-                return (
-                    200,
-                    {
-                        "id": team["id"],
-                        "name": team["name"],
-                        "aadGroupId": team["aadGroupId"],
-                        "channelCount": len(team["channels"]),
-                        "memberCount": len(self._members.get(team["id"], [])),
-                        "type": "standard",
-                    },
-                    {},
-                )
-            return 200, {"conversations": [dict(c) for c in team["channels"]]}, {}
-        return 404, error_body("NotFound", f"No fake route for {rec.method} {rec.path}"), {}
-
-    def _create_conversation(self, rec: RecordedRequest) -> tuple[int, Any, dict[str, str]]:
-        body = rec.json if isinstance(rec.json, dict) else {}
-        activity_id = self._new_id()
-        channel_id = ((body.get("channelData") or {}).get("channel") or {}).get("id")
-        if channel_id and body.get("activity"):
-            conversation_id = f"{channel_id};messageid={activity_id}"
-        elif channel_id:
-            conversation_id = channel_id
-        elif body.get("isGroup"):
-            conversation_id = f"19:{uuid.uuid4().hex}@thread.v2"
-        else:
-            conversation_id = f"a:1{uuid.uuid4().hex}"
-        rec.conversation_id = conversation_id
-        self.conversations[conversation_id] = body
-        return 201, {"id": conversation_id, "activityId": activity_id, "serviceUrl": self.url}, {}
-
-    def _paged_members(self, rec: RecordedRequest, conv: str) -> tuple[int, Any, dict[str, str]]:
-        members = self.members_of(conv)
-        try:
-            size = int(rec.query.get("pageSize") or 200)
-            start = int(rec.query.get("continuationToken") or 0)
-        except ValueError:
-            return 400, error_body("BadArgument", "Invalid pageSize or continuationToken"), {}
-        size = max(1, min(size, 500))
-        page = members[start : start + size]
-        nxt = start + size
-        token = str(nxt) if nxt < len(members) else None
-        return 200, {"members": list(page), "continuationToken": token}, {}

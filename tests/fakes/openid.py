@@ -68,38 +68,23 @@ MSAL itself with ``validate_authority=False`` / ``instance_discovery=False``.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import ipaddress
-import json
-import os
 import ssl
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+
+from tests.fakes.openid_http import OpenIdHandler, PlainServer, TlsServer, TokenRequest, make_tls_material
+from tests.fakes.openid_keys import DEFAULT_ENDORSEMENTS, SigningKey
 
 DEFAULT_ISSUER = "https://api.botframework.com"
 DEFAULT_OAUTH_SCOPE = "https://api.botframework.com"
-DEFAULT_ENDORSEMENTS: tuple[str, ...] = (
-    "msteams",
-    "emulator",
-    "webchat",
-    "directline",
-    "skype",
-    "slack",
-)
 AAD_TENANT_BOTFRAMEWORK = "d6d49420-f39b-4df7-a1dc-d59a935871db"
 
 __all__ = [
@@ -114,179 +99,6 @@ __all__ = [
     "claims_of",
     "clear_sdk_openid_cache",
 ]
-
-
-def _b64url_uint(value: int) -> str:
-    raw = value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-class SigningKey:
-    """An RSA key pair with a ``kid`` and the endorsements published with it."""
-
-    def __init__(self, kid: str | None = None, endorsements: Iterable[str] = DEFAULT_ENDORSEMENTS) -> None:
-        self.kid = kid or uuid.uuid4().hex
-        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.endorsements = list(endorsements)
-
-    @property
-    def private_pem(self) -> bytes:
-        return self.private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-
-    def jwk(self) -> dict[str, Any]:
-        numbers = self.private_key.public_key().public_numbers()
-        return {
-            "kty": "RSA",
-            "use": "sig",
-            "kid": self.kid,
-            "x5t": self.kid,
-            "n": _b64url_uint(numbers.n),
-            "e": _b64url_uint(numbers.e),
-            "endorsements": list(self.endorsements),
-        }
-
-
-class TokenRequest:
-    """One request received by the fake AAD token endpoint."""
-
-    def __init__(self, path: str, form: dict[str, str], headers: dict[str, str]) -> None:
-        self.path = path
-        self.form = form
-        self.headers = headers
-
-    @property
-    def client_id(self) -> str | None:
-        return self.form.get("client_id")
-
-    @property
-    def scope(self) -> str | None:
-        return self.form.get("scope")
-
-    def __repr__(self) -> str:
-        return f"TokenRequest(path={self.path!r}, form={self.form!r})"
-
-
-def _make_tls_material(directory: str) -> tuple[str, str, str]:
-    """Self-signed cert for 127.0.0.1/localhost; returns (cert, key, ca_bundle) paths."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "opsroom-fake-aad")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    cert_path = os.path.join(directory, "cert.pem")
-    key_path = os.path.join(directory, "key.pem")
-    bundle_path = os.path.join(directory, "ca-bundle.pem")
-    with open(cert_path, "wb") as fh:
-        fh.write(cert_pem)
-    with open(key_path, "wb") as fh:
-        fh.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    roots = b""
-    try:
-        import certifi
-
-        with open(certifi.where(), "rb") as fh:
-            roots = fh.read()
-    except (ImportError, OSError):  # pragma: no cover - certifi ships with requests
-        pass
-    with open(bundle_path, "wb") as fh:
-        fh.write(roots + b"\n" + cert_pem)
-    return cert_path, key_path, bundle_path
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "FakeOpenId/1.0"
-    protocol_version = "HTTP/1.1"
-    owner: FakeOpenId
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        data = json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _base(self) -> str:
-        return self.owner.https_url if isinstance(self.server, _TlsServer) else self.owner.url
-
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        self.owner._record("GET", path)
-        if path == "/.well-known/openid-configuration":
-            self._send_json(200, self.owner.channel_metadata())
-        elif path == "/keys":
-            self._send_json(200, self.owner.jwks())
-        elif path.endswith("/.well-known/openid-configuration"):
-            prefix = path[: -len("/.well-known/openid-configuration")]
-            if prefix.endswith("/v2.0"):
-                prefix = prefix[: -len("/v2.0")]
-            self._send_json(200, self.owner.tenant_metadata(self._base(), prefix.strip("/")))
-        elif path.endswith("/discovery/instance"):
-            # Never reached by MSAL for our host (it asks login.microsoftonline.com),
-            # served for completeness.
-            self._send_json(
-                200,
-                {
-                    "tenant_discovery_endpoint": self._base()
-                    + "/common/v2.0/.well-known/openid-configuration",
-                    "api-version": "1.1",
-                    "metadata": [],
-                },
-            )
-        else:
-            self._send_json(404, {"error": "not_found", "error_description": path})
-
-    def do_POST(self) -> None:
-        path = urlsplit(self.path).path
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        self.owner._record("POST", path)
-        if not (path.endswith("/oauth2/v2.0/token") or path.endswith("/oauth2/token")):
-            self._send_json(404, {"error": "not_found", "error_description": path})
-            return
-        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items()}
-        tenant = path.strip("/").split("/", 1)[0]
-        status, body = self.owner._token_response(path, tenant, form, dict(self.headers.items()))
-        self._send_json(status, body, {"Cache-Control": "no-store"})
-
-
-class _TlsServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-
-class _PlainServer(ThreadingHTTPServer):
-    daemon_threads = True
 
 
 class FakeOpenId:
@@ -326,11 +138,11 @@ class FakeOpenId:
         if self._servers:
             return self
         self._tmpdir = tempfile.TemporaryDirectory(prefix="fake-openid-")
-        self.cert_path, key_path, self.ca_bundle_path = _make_tls_material(self._tmpdir.name)
-        handler = type("_BoundHandler", (_Handler,), {"owner": self})
+        self.cert_path, key_path, self.ca_bundle_path = make_tls_material(self._tmpdir.name)
+        handler = type("_BoundHandler", (OpenIdHandler,), {"owner": self})
 
-        plain = _PlainServer(("127.0.0.1", 0), handler)
-        tls = _TlsServer(("127.0.0.1", 0), handler)
+        plain = PlainServer(("127.0.0.1", 0), handler)
+        tls = TlsServer(("127.0.0.1", 0), handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert_path, key_path)
         tls.socket = ctx.wrap_socket(tls.socket, server_side=True)

@@ -155,3 +155,11 @@ async def test_hand_over_by_email_and_unknown_people(rooms: Harness) -> None:
     nobody = await rooms.send(in_thread(rooms, thread, "room lead nobody@nowhere.example", from_=BEN))
     assert nobody.texts[0].startswith("I can't find nobody@nowhere.example here.")
     assert rooms.audit()[-1]["outcome"] == "refused"
+
+
+async def test_a_guest_cannot_be_made_lead(rooms: Harness, db: Database) -> None:
+    await open_room(rooms)
+    thread = room_thread(rooms)
+    result = await rooms.send(in_thread(rooms, thread, f"room lead {fixtures.GUEST_AAD}"))
+    assert result.texts == ["A room's lead must be an officer of this force."]
+    assert rows(db, "SELECT lead_aad_id FROM room") == [(fixtures.OFFICER_AAD,)]
