@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -115,29 +116,31 @@ async def connector() -> AsyncIterator[FakeConnector]:
         yield fake
 
 
-async def start_harness(
+@contextlib.asynccontextmanager
+async def serving(
     settings: Settings,
     connector: FakeConnector,
     db: Database,
     router: Router | None = None,
     clock: Callable[[], datetime] | None = None,
-) -> Harness:
-    """Build the app exactly as production does and serve it on an ephemeral port."""
+) -> AsyncIterator[Harness]:
+    """The app built exactly as production builds it, served on an ephemeral port until the block ends."""
     app = create_app(settings, db=db, router=router, clock=clock)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
-    return Harness(server, connector, db)
+    running = Harness(server, connector, db)
+    try:
+        yield running
+    finally:
+        await running.close()
+        await server.close()
 
 
 @pytest.fixture
 async def harness(db: Database, connector: FakeConnector) -> AsyncIterator[Harness]:
     """The bot in local mode (no app id), on SQLite and on PostgreSQL."""
-    running = await start_harness(BASE_SETTINGS, connector, db)
-    try:
+    async with serving(BASE_SETTINGS, connector, db) as running:
         yield running
-    finally:
-        await running.close()
-        await running.server.close()
 
 
 @pytest.fixture
@@ -162,12 +165,8 @@ async def secure_harness(
         login_url=openid.login_url,
         oauth_scope="https://api.botframework.com",
     )
-    running = await start_harness(settings, connector, db)
-    try:
+    async with serving(settings, connector, db) as running:
         yield running
-    finally:
-        await running.close()
-        await running.server.close()
 
 
 @dataclass
@@ -185,11 +184,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def rooms(db: Database, connector: FakeConnector, clock: Clock) -> AsyncIterator[Harness]:
-    running = await start_harness(BASE_SETTINGS, connector, db, clock=clock)
-    try:
+    async with serving(BASE_SETTINGS, connector, db, clock=clock) as running:
         yield running
-    finally:
-        await running.close()
-        await running.server.close()
 
 

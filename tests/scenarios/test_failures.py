@@ -15,7 +15,7 @@ from dialogs.context import CommandContext, Reply
 from dialogs.parsing import Args
 from dialogs.registry import Router
 from tests.fakes.connector import FakeConnector
-from tests.scenarios.conftest import BASE_SETTINGS, Harness, start_harness
+from tests.scenarios.conftest import BASE_SETTINGS, Harness, serving
 
 
 class NoteArgs(Args):
@@ -62,12 +62,8 @@ def crashing_router(calls: dict[str, int]) -> Router:
 @pytest.fixture
 async def crashy(db: Database, connector: FakeConnector) -> AsyncIterator[Harness]:
     db.transaction(lambda s: s.execute(text("CREATE TABLE scratch (note VARCHAR(100))")))
-    running = await start_harness(BASE_SETTINGS, connector, db, crashing_router({}))
-    try:
+    async with serving(BASE_SETTINGS, connector, db, crashing_router({})) as running:
         yield running
-    finally:
-        await running.close()
-        await running.server.close()
 
 
 def scratch(db: Database) -> list[Any]:

@@ -11,7 +11,7 @@ from bot.app import create_app
 from core.db import Database
 from core.rooms.templates import TemplateError
 from tests.fakes.connector import FakeConnector
-from tests.scenarios.conftest import BASE_SETTINGS, start_harness
+from tests.scenarios.conftest import BASE_SETTINGS, serving
 from tests.scenarios.rooms_support import rows
 
 GOOD = """
@@ -31,12 +31,8 @@ async def test_a_force_template_is_used_like_a_shipped_one(
     tmp_path: Path, db: Database, connector: FakeConnector
 ) -> None:
     (tmp_path / "missing-person.toml").write_text(GOOD)
-    running = await start_harness(replace(BASE_SETTINGS, templates_dir=str(tmp_path)), connector, db)
-    try:
+    async with serving(replace(BASE_SETTINGS, templates_dir=str(tmp_path)), connector, db) as running:
         result = await running.say("channel_message_mention", "room open Op Finch --template missing-person")
-    finally:
-        await running.close()
-        await running.server.close()
     assert "1 tasks from the Missing person (high risk) template" in result.texts[0]
     assert rows(db, "SELECT title, priority FROM task") == [("Search strategy agreed with PolSA", "high")]
 

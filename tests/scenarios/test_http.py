@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from core.db import Database
 from tests.fakes.connector import FakeConnector
-from tests.scenarios.conftest import BASE_SETTINGS, Harness, start_harness
+from tests.scenarios.conftest import BASE_SETTINGS, Harness, serving
 
 
 async def test_health_and_readiness(harness: Harness) -> None:
@@ -27,15 +27,11 @@ async def test_not_ready_when_migrations_are_behind(harness: Harness) -> None:
 async def test_not_ready_when_unmigrated_or_unreachable(connector: FakeConnector, fresh_db: Database) -> None:
     unreachable = Database("postgresql://nobody@127.0.0.1:1/none")
     for db in (fresh_db, unreachable):
-        running = await start_harness(BASE_SETTINGS, connector, db)
-        try:
+        async with serving(BASE_SETTINGS, connector, db) as running:
             async with running.http.get(running.server.make_url("/readyz")) as response:
                 assert response.status == 503
             async with running.http.get(running.server.make_url("/healthz")) as response:
                 assert response.status == 200
-        finally:
-            await running.close()
-            await running.server.close()
     unreachable.close()
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 from core.db import Database
 from tests.fakes.connector import FakeConnector
-from tests.scenarios.conftest import BASE_SETTINGS, Harness, start_harness
+from tests.scenarios.conftest import BASE_SETTINGS, Harness, serving
 
 
 async def test_a_later_replay_is_acknowledged_without_a_second_reply(harness: Harness) -> None:
@@ -34,12 +34,8 @@ async def test_a_replay_after_a_restart_is_still_a_duplicate(
 ) -> None:
     activity = harness.activity("personal_message", "/hepl")
     await harness.send(activity)
-    restarted = await start_harness(BASE_SETTINGS, connector, db)
-    try:
+    async with serving(BASE_SETTINGS, connector, db) as restarted:
         result = await restarted.send(activity)
-    finally:
-        await restarted.close()
-        await restarted.server.close()
     assert result.status == 201 and result.replies == []
     assert [e["outcome"] for e in harness.audit()] == ["unknown_command", "duplicate"]
 

@@ -12,7 +12,7 @@ from core.db import Database
 from tests import fixtures
 from tests.fakes.connector import FakeConnector
 from tests.fakes.graph import FakeGraph
-from tests.scenarios.conftest import BASE_SETTINGS, Clock, Harness, start_harness
+from tests.scenarios.conftest import BASE_SETTINGS, Clock, Harness, serving
 from tests.scenarios.rooms_support import (
     in_thread,
     open_room,
@@ -150,12 +150,8 @@ async def with_graph(db: Database, connector: FakeConnector, graph: FakeGraph, c
     settings = replace(BASE_SETTINGS, graph_tenant_id=graph.tenant_id, graph_client_id=graph.client_id,
                        graph_client_secret=graph.client_secret, graph_url=graph.graph_url,
                        graph_login_url=graph.login_url)  # fmt: skip
-    running = await start_harness(settings, connector, db, clock=clock)
-    try:
+    async with serving(settings, connector, db, clock=clock) as running:
         yield running
-    finally:
-        await running.close()
-        await running.server.close()
 
 
 async def test_a_private_channel_through_graph(with_graph: Harness, graph: FakeGraph, db: Database) -> None:

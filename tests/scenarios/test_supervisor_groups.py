@@ -11,7 +11,7 @@ from core.db import Database
 from tests import fixtures
 from tests.fakes.connector import FakeConnector
 from tests.fakes.graph import FakeGraph
-from tests.scenarios.conftest import BASE_SETTINGS, Harness, start_harness
+from tests.scenarios.conftest import BASE_SETTINGS, Harness, serving
 
 SUPERVISORS_GROUP = "ffffffff-0000-4000-8000-000000000001"
 
@@ -31,12 +31,8 @@ async def grouped(db: Database, connector: FakeConnector, graph: FakeGraph) -> A
         graph_tenant_id=graph.tenant_id, graph_client_id=graph.client_id,
         graph_client_secret=graph.client_secret, graph_url=graph.graph_url, graph_login_url=graph.login_url,
     )  # fmt: skip
-    running = await start_harness(settings, connector, db)
-    try:
+    async with serving(settings, connector, db) as running:
         yield running
-    finally:
-        await running.close()
-        await running.server.close()
 
 
 async def test_a_member_of_the_supervisors_group_is_a_supervisor(grouped: Harness, graph: FakeGraph) -> None:
