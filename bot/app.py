@@ -77,9 +77,9 @@ def build_runtime(
     adapter.on_turn_error = on_turn_error
     graph = GraphClient(settings.graph) if settings.graph.configured else None
     identity = Identity(settings, graph)
-    pipeline = Pipeline(db=database, identity=identity, router=router or build_router())
-    bot = OpsroomBot(pipeline, graph=graph, clock=clock or (lambda: datetime.now(UTC)),
-                     templates=templates, timezone=settings.timezone)  # fmt: skip
+    pipeline = Pipeline(db=database, identity=identity, router=router or build_router(),
+                        clock=clock or (lambda: datetime.now(UTC)))  # fmt: skip
+    bot = OpsroomBot(pipeline, graph=graph, templates=templates, timezone=settings.timezone)
     return Runtime(settings, database, auth, adapter, bot, graph, owns_db=db is None, outbound=outbound)
 
 

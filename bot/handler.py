@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from botbuilder.core import TurnContext
@@ -39,13 +38,11 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
         pipeline: Pipeline,
         *,
         graph: GraphClient | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         templates: Mapping[str, Template] | None = None,
         timezone: str = "Europe/London",
     ) -> None:
         self.pipeline = pipeline
         self.graph = graph
-        self.clock = clock
         self.templates = dict(templates or {})
         self.timezone = timezone
 
@@ -121,7 +118,7 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
             may=lambda action: evaluate(principal, action, turn.resource),
             teams=TurnTeams(turn.context, self.graph),
             room=turn.room,
-            now=self.clock,
+            now=self.pipeline.clock,
             templates=self.templates,
             timezone=self.timezone,
             note=turn.note,

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
@@ -28,7 +29,7 @@ from core.rooms import flows as rooms
 from core.rooms import service as room_service
 from dialogs.context import Reply
 from dialogs.registry import Router
-from policies import Resource, evaluate
+from policies import PrincipalKind, Resource, evaluate
 from policies.model import RoomRole
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,18 @@ INVOKE_RESPONSE_KEY = "BotFrameworkAdapter.InvokeResponse"
 class Pipeline:
     """Runs a turn through the steps; the handler step is supplied by the bot."""
 
-    def __init__(self, *, db: Database, identity: Identity, router: Router) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        identity: Identity,
+        router: Router,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.db = db
         self.identity = identity
         self.router = router
+        self.clock = clock
         self._inflight: dict[str, asyncio.Lock] = {}
 
     def steps(self, handler: Step) -> Sequence[Step]:
@@ -70,6 +79,9 @@ class Pipeline:
 
         def work(session: Session) -> T | None:
             result = fn(session) if fn is not None else None
+            if turn.outcome not in ("error", "duplicate"):
+                for write in turn.on_commit:
+                    write(session)
             flows.record(session, turn.draft(), claim=turn.claim)
             return result
 
@@ -201,17 +213,24 @@ class Pipeline:
             turn.room = room
             turn.resource = Resource(room_key=room.key, room_closed=room.closed,
                                      role=RoomRole(located.role) if located.role else None)  # fmt: skip
+            if located.joining and room.id is not None and principal.aad_id:
+                room_id, aad_id, now = room.id, principal.aad_id, self.clock()
+                turn.on_commit.append(lambda s: rooms.join(s, room_id, aad_id=aad_id, now=now,
+                                      tenant_id=principal.tenant_id, name=principal.name))  # fmt: skip
         await next()
 
     async def _which_room(self, turn: Turn) -> Reply:
         principal = turn.principal
-        assert principal is not None and principal.aad_id is not None
-        aad_id, team = principal.aad_id, turn.conversation.team_id
+        ask = "This command acts on a room: use it inside a room's thread, or add `--room KEY`."
+        if principal is None or principal.aad_id is None or principal.kind is PrincipalKind.ANONYMOUS:
+            return Reply(text=ask)
+        aad_id = principal.aad_id
+        # Officers also see the open rooms of the team they ask from; guests only their own.
+        team = turn.conversation.team_id if principal.kind is not PrincipalKind.GUEST else None
         mine = await self.db.run(lambda s: [r.key for r in room_service.rooms_of(
             session=s, aad_id=aad_id, team_id=team) if not r.closed], readonly=True)  # fmt: skip
         if not mine:
-            return Reply(text="This command acts on a room: use it inside a room's thread, "
-                              "or add `--room KEY`. You are not in any open room.")  # fmt: skip
+            return Reply(text=f"{ask} You are not in any open room.")
         listed = ", ".join(f"`{key}`" for key in mine[:20])
         hint = "Which room? Use it inside the room's thread or add `--room KEY`."
         return Reply(text=f"{hint} Yours: {listed}.")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
+from sqlmodel import Session
 
 from core.audit.flows import Claim
 from core.audit.models import Actor, EventDraft, Where
@@ -51,6 +53,8 @@ class Turn:
     recorded: bool = False
     room: Room | None = None
     here: Located | None = None  # the room of this conversation, as the dedupe read found it
+    on_commit: list[Callable[[Session], object]] = field(default_factory=list)
+    """Writes that belong with this request's audit event (run in its transaction, if it acts)."""
 
     @property
     def activity(self) -> Activity:

@@ -204,6 +204,16 @@ class Located:
 
     room: Room | None
     role: str | None = None
+    joining: bool = False  # an officer acting in the room's space for the first time
+
+
+def join(session: Session, room_id: int, *, aad_id: str, tenant_id: str | None, name: str | None,
+         now: datetime) -> None:  # fmt: skip
+    """Record an officer as a member of the room (once; a second call does nothing)."""
+    if service.member(session=session, room_id=room_id, aad_id=aad_id) is None:
+        session.add(RoomMember(room_id=room_id, aad_id=aad_id, tenant_id=tenant_id, name=name,
+                               role="member", joined_at=now))  # fmt: skip
+        session.flush()
 
 
 def locate(
@@ -223,16 +233,16 @@ def locate(
         inside = room is not None
     if room is None or room.id is None:
         return Located(None)
-    role = None
+    role, joining = None, False
     if aad_id and room.lead_aad_id == aad_id:
         role = "lead"
     elif aad_id and (found := service.member(session=session, room_id=room.id, aad_id=aad_id)):
         role = found.role
     elif inside and kind == "officer":
-        role = "member"  # an officer in the room's own Teams space is part of it
+        role, joining = "member", True  # an officer in the room's own Teams space is part of it
     if role is None and kind != "supervisor":
         return Located(None)
-    return Located(room, role)
+    return Located(room, role, joining)
 
 
 def orphan(session: Session, room_ids: Sequence[int], *, reason: str) -> list[Room]:

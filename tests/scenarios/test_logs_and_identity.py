@@ -69,3 +69,9 @@ async def test_a_sender_without_an_aad_id_is_refused(harness: Harness) -> None:
     result = await harness.say("personal_message", "/help", from_={"aadObjectId": None})
     assert result.texts == ["You can't do that here: the sender could not be identified."]
     assert harness.audit()[-1]["rule"] == "anonymous-nothing"
+
+
+async def test_an_unidentified_sender_asking_about_rooms_learns_nothing(harness: Harness) -> None:
+    result = await harness.say("personal_message", "/room status", from_={"aadObjectId": None})
+    assert result.texts == ["This command acts on a room: use it inside a room's thread, or add `--room KEY`."]
+    assert harness.audit()[-1]["outcome"] == "needs_room"

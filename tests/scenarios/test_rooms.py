@@ -163,3 +163,28 @@ async def test_a_guest_cannot_be_made_lead(rooms: Harness, db: Database) -> None
     result = await rooms.send(in_thread(rooms, thread, f"room lead {fixtures.GUEST_AAD}"))
     assert result.texts == ["A room's lead must be an officer of this force."]
     assert rows(db, "SELECT lead_aad_id FROM room") == [(fixtures.OFFICER_AAD,)]
+
+
+async def test_an_officer_acting_in_the_room_joins_it(rooms: Harness, db: Database) -> None:
+    await open_room(rooms)
+    thread = room_thread(rooms)
+    await rooms.send(in_thread(rooms, thread, "room status", from_=BEN))
+    await rooms.send(in_thread(rooms, thread, "help", from_=BEN))
+    members = rows(db, "SELECT aad_id, role FROM room_member ORDER BY id")
+    assert members == [(fixtures.OFFICER_AAD, "lead"), (fixtures.OFFICER2_AAD, "member")]
+    # Now a member, Ben finds the room from elsewhere too.
+    mine = await rooms.say("personal_message", "/room list", from_=BEN)
+    assert "OP-LANTERN" in mine.texts[0]
+    status = await rooms.say("personal_message", "/room status --room OP-LANTERN", from_=BEN)
+    assert "PC Ben Officer (member)" in json.dumps(status.replies[0]["attachments"][0]["content"])
+
+
+async def test_a_guest_in_the_thread_does_not_join(rooms: Harness, db: Database) -> None:
+    await open_room(rooms)
+    thread = room_thread(rooms)
+    guest = {"id": fixtures.GUEST_ID, "aadObjectId": fixtures.GUEST_AAD, "name": fixtures.GUEST_NAME}
+    result = await rooms.send(in_thread(rooms, thread, "room status", from_=guest))
+    # Guests see only rooms they were invited to: this one is not confirmed to them.
+    assert result.texts == ["This command acts on a room: use it inside a room's thread, or add `--room KEY`. "
+                            "You are not in any open room."]  # fmt: skip
+    assert rows(db, "SELECT count(*) FROM room_member") == [(1,)]
