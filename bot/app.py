@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity
@@ -21,6 +22,7 @@ from bot.handler import OpsroomBot
 from bot.identity import Identity, conversation_of
 from bot.outbound import Outbound
 from bot.pipeline import Pipeline
+from bot.scheduler import build_scheduler
 from core import schema
 from core.audit import flows
 from core.audit.models import Actor, EventDraft, Where
@@ -50,6 +52,7 @@ class Runtime:
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
+SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
 
 
 def build_runtime(
@@ -103,6 +106,9 @@ def create_app(
 
 async def _startup(app: web.Application) -> None:
     runtime = app[RUNTIME]
+    scheduler = build_scheduler(runtime.db, keep_days=runtime.settings.dedupe_days)
+    scheduler.start()
+    app[SCHEDULER] = scheduler
     await runtime.outbound.start()  # the shared aiohttp session must be made inside the running loop
     if runtime.settings.local_mode:
         log.warning(
@@ -116,6 +122,8 @@ async def _startup(app: web.Application) -> None:
 
 async def _cleanup(app: web.Application) -> None:
     runtime = app[RUNTIME]
+    if SCHEDULER in app:
+        app[SCHEDULER].shutdown(wait=False)
     await runtime.outbound.close()
     if runtime.graph is not None:
         await runtime.graph.close()

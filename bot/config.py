@@ -50,6 +50,7 @@ class Settings:
     oauth_scope: str = ""
     member_cache_seconds: int = 600
     templates_dir: str = ""
+    dedupe_days: int = 7
 
     def __repr__(self) -> str:
         shown = []
@@ -94,6 +95,8 @@ class Settings:
             )
         if self.production and not self.home_tenant_id:
             raise SettingsError("OPSROOM_ENV=production needs OPSROOM_HOME_TENANT_ID")
+        if self.dedupe_days < 1:
+            raise SettingsError("OPSROOM_DEDUPE_DAYS must be at least 1")
         if self.env not in ("local", "production"):
             raise SettingsError("OPSROOM_ENV must be 'local' or 'production'")
         try:
@@ -145,6 +148,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(
         oauth_scope=get("OPSROOM_OAUTH_SCOPE"),
         member_cache_seconds=integer("OPSROOM_MEMBER_CACHE_SECONDS", 600),
         templates_dir=get("OPSROOM_TEMPLATES_DIR"),
+        dedupe_days=integer("OPSROOM_DEDUPE_DAYS", 7),
     )
     settings.check()
     return settings

@@ -31,3 +31,10 @@ def claim(*, session: Session, key: str, activity_id: str, at: str) -> bool:
     # -1 otherwise, which would make every claim look like a win).
     result = session.execute(stmt, execution_options={"preserve_rowcount": True})
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def prune(*, session: Session, before: str) -> int:
+    """Forget activities claimed before this UTC stamp (Teams re-sends within minutes, not days)."""
+    table = ProcessedActivity.__table__  # type: ignore[attr-defined]
+    result = session.execute(table.delete().where(table.c.at < before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,36 @@
+"""Housekeeping on a schedule (APScheduler 3.x, in the bot's event loop).
+
+Each replica runs the same jobs; they are idempotent, so no coordination is
+needed. Work that must happen exactly once (digests) will claim it in the
+database instead (DESIGN.md, "Scale").
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from core.audit.service import utc_stamp
+from core.db import Database
+from core.dedupe import service as dedupe
+
+log = logging.getLogger(__name__)
+
+
+async def prune_processed(db: Database, *, keep_days: int) -> int:
+    """Drop dedupe claims older than keep_days; returns how many went."""
+    before = utc_stamp(datetime.now(UTC) - timedelta(days=keep_days))
+    removed = await db.run(lambda s: dedupe.prune(session=s, before=before))
+    log.info("pruned %d processed-activity claims older than %d days", removed, keep_days)
+    return removed
+
+
+def build_scheduler(db: Database, *, keep_days: int) -> AsyncIOScheduler:
+    """The scheduler with Opsroom's jobs; start it inside the running loop."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.add_job(prune_processed, "interval", hours=6, args=[db], kwargs={"keep_days": keep_days},
+                      id="prune-processed", coalesce=True, max_instances=1,
+                      next_run_time=datetime.now(UTC) + timedelta(minutes=1))  # fmt: skip
+    return scheduler

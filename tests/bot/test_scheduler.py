@@ -1,0 +1,30 @@
+"""Housekeeping: old dedupe claims are pruned; recent ones stay, so re-sends still do nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+
+from bot.scheduler import build_scheduler, prune_processed
+from core.audit.service import utc_stamp
+from core.db import Database
+from core.dedupe import service as dedupe
+
+
+async def test_old_claims_are_pruned_and_recent_ones_kept(db: Database) -> None:
+    old = utc_stamp(datetime.now(UTC) - timedelta(days=8))
+    recent = utc_stamp(datetime.now(UTC) - timedelta(hours=1))
+    db.transaction(lambda s: (dedupe.claim(session=s, key="a" * 64, activity_id="old", at=old),
+                              dedupe.claim(session=s, key="b" * 64, activity_id="recent", at=recent)))  # fmt: skip
+    assert await prune_processed(db, keep_days=7) == 1
+    left = db.transaction(lambda s: [r[0] for r in s.execute(text("SELECT activity_id FROM processed_activity"))])
+    assert left == ["recent"]
+    assert db.transaction(lambda s: dedupe.seen(session=s, key="b" * 64))
+
+
+async def test_the_scheduler_carries_the_prune_job(db: Database) -> None:
+    scheduler = build_scheduler(db, keep_days=3)
+    [job] = scheduler.get_jobs()
+    assert job.id == "prune-processed" and job.kwargs == {"keep_days": 3}
+    assert job.trigger.interval == timedelta(hours=6)
