@@ -1,4 +1,4 @@
-"""The middleware chain, its order set here once: audit around identity, dedupe, route, policy, handler.
+"""The middleware chain, in one order set here: audit(identity, dedupe, route, locate, policy, handler).
 
 Every step has one shape, `async def step(turn, next)`. The audit step is
 outermost so that denials, parse errors, duplicates and crashes are recorded
