@@ -144,6 +144,9 @@ async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply:
     ctx.note.room_key = key
     try:
         opened = await ctx.transact(lambda s: flows.open_room(s, spec, now=now))
+    except RoomError as exc:  # another open took the key between our look and our write
+        await _withdraw(ctx, space, key)
+        return _refuse(ctx, f"{exc}.")
     except Exception:
         await _withdraw(ctx, space, key)
         raise

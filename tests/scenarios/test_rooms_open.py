@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -188,3 +190,22 @@ async def test_a_proactive_post_that_gets_404_orphans_the_room(rooms: Harness, d
     assert result.replies and result.replies[-1].kind == "reply"
     assert rows(db, "SELECT status, orphaned FROM room") == [("closed", True)]
     assert [e["action"] for e in rooms.audit()][-2:] == ["room.close", "room.orphaned"]
+
+
+async def test_two_opens_racing_for_one_key_leave_one_room_and_withdraw_the_other_card(
+    rooms: Harness, db: Database
+) -> None:
+    first, second = await asyncio.gather(open_room(rooms), open_room(rooms))
+    # Concurrent requests: tell their replies apart by what each replied to.
+    texts = [str(a.get("text")) for a in rooms.connector.activities()
+             if a.kind == "reply" and a.reply_to_id in (first.sent["id"], second.sent["id"])]  # fmt: skip
+    assert len(texts) == 2
+    keys = [k for (k,) in rows(db, "SELECT key FROM room")]
+    if len(keys) == 2:  # the second looked after the first wrote: it got the next key
+        assert sorted(keys) == ["OP-LANTERN", "OP-LANTERN-2"]
+        return
+    assert keys == ["OP-LANTERN"]
+    assert any(t.startswith("the key OP-LANTERN was taken a moment ago; please try again") for t in texts), texts
+    updates = [r for r in rooms.connector.requests if r.method == "PUT"]
+    assert len(updates) == 1
+    assert "could not be opened" in json.dumps(updates[0].json)
