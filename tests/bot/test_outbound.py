@@ -249,6 +249,23 @@ async def test_a_token_is_reused_until_near_expiry_then_refreshed() -> None:
     assert source.fetches == 2
 
 
+async def test_a_token_already_inside_the_margin_is_kept_for_half_its_remaining_life() -> None:
+    """MSAL counts expiry from when it received the token, we from its exp claim: in the second or so
+    between, MSAL hands back the old token, which we keep for half of what it has left, not refetch per call."""
+    now = [time.time()]
+    credentials = SlowCredentials(lifetime=3600)
+    source = TokenSource(credentials, clock=lambda: now[0])
+    first = await source.token()
+    exp = claims_of(first)["exp"]
+    credentials.get_access_token = lambda force_refresh=False: first  # type: ignore[method-assign]
+    now[0] = exp - 299
+    assert await source.token() == first and source.fetches == 2
+    now[0] += 149
+    assert await source.token() == first and source.fetches == 2
+    now[0] += 1
+    assert await source.token() == first and source.fetches == 3
+
+
 async def test_a_failed_refresh_keeps_a_still_valid_token() -> None:
     now = [time.time()]
     credentials = SlowCredentials(lifetime=3600)
