@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from typing import Any
+from urllib.parse import quote
 
 from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsInfo
@@ -20,8 +21,10 @@ from botbuilder.schema import (
     ConversationAccount,
     ConversationParameters,
     ConversationReference,
+    ErrorResponseException,
     Mention,
 )
+from botbuilder.schema.teams import TeamDetails
 
 from bot.graph import GraphClient
 from bot.pipeline import to_activity
@@ -97,13 +100,34 @@ class TurnTeams:
         team = self._channel_data().get("team") or {}
         group_id = team.get("aadGroupId")
         if not group_id:
-            details = await TeamsInfo.get_team_details(self.context)
-            group_id = details.aad_group_id
+            group_id = await self._team_group_id(str(team.get("id") or ""))
         channel = await self.graph.create_channel(
             team_id=group_id, name=name, description=description, membership_type=kind,
             owner_aad_id=owner_aad_id,
         )  # fmt: skip
         return await self._start_thread(channel["id"], card, kind, channel["id"])
+
+    async def _team_group_id(self, team_id: str) -> str:
+        """The team's AAD group id from the connector's GET /v3/teams/{id}.
+
+        Workaround: TeamsInfo.get_team_details builds a synchronous TeamsConnectorClient
+        (requests, a fresh msrest configuration) and calls it inside the event loop. The
+        async connector client has no teams operations, so send the same GET through its
+        pipeline: pooled session, bearer token and retries included.
+        """
+        if not team_id:
+            raise RoomError("rooms are opened from a team channel")
+        client = self._connector._client
+        url = client.format_url("/v3/teams/{teamId}", teamId=quote(team_id, safe=""))
+        response = await client.async_send(client.get(url, {}, {"Accept": "application/json"}), stream=False)
+        if response.status_code in (403, 404):
+            raise RoomError("Teams does not know this team any more (is Opsroom still installed in it?)")
+        if response.status_code != 200:
+            raise ErrorResponseException(self._connector._deserialize, response)
+        details = TeamDetails().deserialize(json.loads(response.text()))
+        if not details.aad_group_id:
+            raise RoomError("Teams did not say which Microsoft 365 group this team is")
+        return str(details.aad_group_id)
 
     async def post(self, reference: str, reply: Reply) -> bool:
         """Post into a stored conversation; False when Teams answers that it is gone (404/403)."""

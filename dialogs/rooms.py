@@ -128,13 +128,17 @@ async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply:
                    conversation_id="", reference="", opened_at=now)  # fmt: skip
     card = room_card(preview, tasks=len(template.tasks) if template else 0,
                      template_name=template.name if template else None)  # fmt: skip
-    if args.channel == "thread":
-        space = await ctx.teams.create_thread(card)
-    else:
-        space = await ctx.teams.create_channel(
-            name=args.name, description=args.purpose or args.name, kind=args.channel,
-            owner_aad_id=principal.aad_id, card=card,
-        )  # fmt: skip
+    try:
+        if args.channel == "thread":
+            space = await ctx.teams.create_thread(card)
+        else:
+            space = await ctx.teams.create_channel(
+                name=args.name, description=args.purpose or args.name, kind=args.channel,
+                owner_aad_id=principal.aad_id, card=card,
+            )  # fmt: skip
+    except RoomError as exc:  # Teams cannot give this room a space from here
+        reason = str(exc)
+        return _refuse(ctx, f"{reason[:1].upper()}{reason[1:]}; the room was not opened.")
     spec = OpenSpec(key=key, name=args.name, purpose=args.purpose, classification=classification,
                     timezone=ctx.timezone, digest_time=digest, template=template,
                     lead_aad_id=principal.aad_id, lead_name=principal.name, tenant_id=principal.tenant_id,

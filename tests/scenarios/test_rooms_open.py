@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pytest
 
@@ -169,6 +170,36 @@ async def test_a_private_channel_through_graph(with_graph: Harness, graph: FakeG
     # A command in any thread of that channel acts on the room.
     status = await with_graph.send(in_thread(with_graph, f"{room[2]};messageid=123", "room status"))
     assert status.replies[0]["attachments"][0]["content"]["body"][1]["text"] == "Op Heron: status"
+
+
+async def test_without_the_group_id_in_channel_data_the_team_is_looked_up_through_the_connector(
+    with_graph: Harness, graph: FakeGraph, db: Database
+) -> None:
+    # Some Teams clients send channelData.team without aadGroupId; Graph needs it.
+    data = fixtures.load("channel_message_mention", service_url=with_graph.connector.url)["channelData"]
+    del data["team"]["aadGroupId"]
+    result = await open_room(with_graph, "room open Op Heron --channel private", channelData=data)
+    [lookup] = [r for r in with_graph.connector.requests if r.method == "GET" and "/v3/teams/" in r.path]
+    assert lookup.raw_path.endswith(quote(fixtures.TEAM_ID, safe=""))
+    [created] = graph.graph_requests("/channels")
+    assert fixtures.TEAM_AAD_GROUP_ID in created.path
+    assert rows(db, "SELECT key, space_kind FROM room") == [("OP-HERON", "private")]
+    assert "new private channel" in result.texts[0]
+
+
+async def test_a_team_the_connector_no_longer_knows_is_refused_and_nothing_is_created(
+    with_graph: Harness, graph: FakeGraph, db: Database
+) -> None:
+    data = fixtures.load("channel_message_mention", service_url=with_graph.connector.url)["channelData"]
+    del data["team"]["aadGroupId"]
+    with_graph.connector.fail_next(1, 404, path_contains="/v3/teams/", code="NotFound")
+    result = await open_room(with_graph, "room open Op Heron --channel private", channelData=data)
+    assert result.texts == [
+        "Teams does not know this team any more (is Opsroom still installed in it?); the room was not opened."
+    ]
+    assert graph.graph_requests("/channels") == [] and rows(db, "SELECT key FROM room") == []
+    event = with_graph.audit()[-1]
+    assert (event["action"], event["outcome"]) == ("room.open", "refused")
 
 
 async def test_removing_the_bot_orphans_the_teams_rooms(rooms: Harness, db: Database) -> None:
