@@ -9,7 +9,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -34,6 +34,8 @@ _CHECK_MEMBER_GROUPS_MAX = 20  # Graph rejects a checkMemberGroups call with mor
 _RETRY_STATUSES = frozenset({429, 503})
 _MEMBERSHIP_TYPES = frozenset({"private", "shared"})
 _CONTENT_CHANNEL = re.compile(r"channels\('([^']+)'\)")
+OPERATION_POLLS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
+"""Waits between polls of a long-running Graph operation: about 15 s in all, inside one turn."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class GraphClient:
         max_retry_sleep: float = 30.0,
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        operation_polls: Sequence[float] = OPERATION_POLLS,
     ) -> None:
         if not config.configured:
             raise ValueError("GraphConfig needs tenant_id, client_id and client_secret")
@@ -113,6 +116,7 @@ class GraphClient:
         self.max_retry_sleep = max_retry_sleep
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
+        self.operation_polls = tuple(operation_polls)
         self._session: aiohttp.ClientSession | None = None
         self._token: str | None = None  # never logged, never in repr
         self._token_refresh_at = 0.0
@@ -165,16 +169,43 @@ class GraphClient:
         )
         if isinstance(resp.body, dict) and resp.body:
             return resp.body
-        # Shared channels may be created asynchronously: 202, no body, the channel in Content-Location.
-        match = _CONTENT_CHANNEL.search(resp.headers.get("Content-Location", ""))
-        return {**payload, "id": match.group(1) if match else None, "operation": resp.headers.get("Location")}
+        # Shared channels are created as a long-running operation: 202, no body, and the operation
+        # in Content-Location (Location in some answers). Follow it until it names the channel.
+        where = resp.headers.get("Content-Location") or resp.headers.get("Location") or ""
+        match = _CONTENT_CHANNEL.search(where)
+        channel_id = match.group(1) if match else await self._channel_of_operation(where)
+        return {**payload, "id": channel_id, "operation": where}
+
+    async def _channel_of_operation(self, where: str) -> str:
+        """Poll a teamsAsyncOperation until it succeeds (its channel id) or fails (GraphError)."""
+        if not where:
+            raise GraphError(202, "operation_unknown", "Graph accepted the channel but named no operation")
+        for delay in self.operation_polls:
+            await asyncio.sleep(delay)
+            operation = (await self._call("GET", where)).body
+            operation = operation if isinstance(operation, dict) else {}
+            status = str(operation.get("status") or "")
+            if status == "succeeded":
+                match = _CONTENT_CHANNEL.search(str(operation.get("targetResourceLocation") or ""))
+                found = match.group(1) if match else operation.get("targetResourceId")
+                if found:
+                    return str(found)
+                raise GraphError(202, "operation_unknown", "the operation succeeded without naming a channel")
+            if status == "failed":
+                error = operation.get("error")
+                detail = error.get("message") if isinstance(error, dict) else None
+                message = str(detail or "the operation failed")
+                raise GraphError(202, "operation_failed", message)
+        raise GraphError(202, "operation_pending", "Teams is still creating the channel")
 
     # ------------------------------------------------------------------ plumbing
     async def _call(self, method: str, path: str, payload: Any = None) -> _Response:
         refreshed = False
         while True:
             token = await self._access_token()
-            resp = await self._send(method, self.config.graph_url + path, json_body=payload, token=token)
+            # Graph hands back operation locations relative to the version root, or absolute.
+            url = path if path.startswith(("https://", "http://")) else self.config.graph_url + path
+            resp = await self._send(method, url, json_body=payload, token=token)
             if resp.status == 401 and not refreshed:
                 # The token may have been revoked or rotated early; one fresh token, one more try.
                 refreshed = True

@@ -26,7 +26,7 @@ from botbuilder.schema import (
 )
 from botbuilder.schema.teams import TeamDetails
 
-from bot.graph import GraphClient
+from bot.graph import GraphClient, GraphError
 from bot.pipeline import to_activity
 from core.rooms.flows import RoomError
 from dialogs.context import Person, Reply, Space
@@ -44,6 +44,20 @@ def _status_of(exc: BaseException) -> int | None:
         if isinstance(status, int):
             return status
     return None
+
+
+def _channel_refusal(exc: GraphError, name: str, kind: str) -> str:
+    """What to tell the officer when Graph would not create a room's channel."""
+    if exc.code == "operation_pending":
+        return (f"Teams is still creating the {kind} channel “{name}”; when it appears, "
+                f"run /room open {name} in it to open the room there")  # fmt: skip
+    if exc.status == 409:
+        return f"this team already has a channel called “{name}”: choose another name"
+    if exc.status in (401, 403):
+        return "Opsroom's Microsoft Graph app may not create channels in this team (it needs Channel.Create)"
+    if exc.status == 400 or exc.code == "operation_failed":
+        return f"Teams would not create the {kind} channel: {exc.message}"
+    return "Microsoft Graph is not answering just now; try again in a few minutes"
 
 
 class TurnTeams:
@@ -101,10 +115,14 @@ class TurnTeams:
         group_id = team.get("aadGroupId")
         if not group_id:
             group_id = await self._team_group_id(str(team.get("id") or ""))
-        channel = await self.graph.create_channel(
-            team_id=group_id, name=name, description=description, membership_type=kind,
-            owner_aad_id=owner_aad_id,
-        )  # fmt: skip
+        try:
+            channel = await self.graph.create_channel(
+                team_id=group_id, name=name, description=description, membership_type=kind,
+                owner_aad_id=owner_aad_id,
+            )  # fmt: skip
+        except GraphError as exc:
+            log.warning("graph refused a %s channel: %s", kind, exc)
+            raise RoomError(_channel_refusal(exc, name, kind)) from exc
         return await self._start_thread(channel["id"], card, kind, channel["id"])
 
     async def _team_group_id(self, team_id: str) -> str:

@@ -31,6 +31,10 @@ class RoomArgs(Args):
     room: str | None = None
 
 
+CHANNEL_NAME_MAX = 50
+"""Teams refuses a longer channel display name."""
+
+
 class OpenArgs(Args):
     positional: ClassVar[tuple[str, ...]] = ("name",)
     name: str
@@ -117,6 +121,9 @@ async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply:
     if args.channel != "thread" and not ctx.teams.graph_configured:
         needs = f"A {args.channel} channel needs Microsoft Graph: set {GRAPH_SETTINGS}"
         return _refuse(ctx, f"{needs} (application permission Channel.Create), or open the room as a thread.")
+    if args.channel != "thread" and len(args.name) > CHANNEL_NAME_MAX:
+        size = f"at most {CHANNEL_NAME_MAX} characters (this one is {len(args.name)})"
+        return _refuse(ctx, f"Teams channel names are {size}: shorten it, or open the room as a thread.")
     key, was_taken = await ctx.db.run(lambda s: flows.key_for(s, args.name), readonly=True)
     principal, now = ctx.principal, ctx.now()
     assert principal.aad_id is not None and principal.tenant_id is not None
@@ -137,8 +144,8 @@ async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply:
                 owner_aad_id=principal.aad_id, card=card,
             )  # fmt: skip
     except RoomError as exc:  # Teams cannot give this room a space from here
-        reason = str(exc)
-        return _refuse(ctx, f"{reason[:1].upper()}{reason[1:]}; the room was not opened.")
+        reason = str(exc).rstrip(". ")
+        return _refuse(ctx, f"{reason[:1].upper()}{reason[1:]}.")
     spec = OpenSpec(key=key, name=args.name, purpose=args.purpose, classification=classification,
                     timezone=ctx.timezone, digest_time=digest, template=template,
                     lead_aad_id=principal.aad_id, lead_name=principal.name, tenant_id=principal.tenant_id,

@@ -51,7 +51,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def client(graph: FakeGraph, clock: Clock) -> AsyncIterator[GraphClient]:
-    async with GraphClient(config_for(graph), max_retry_sleep=0.01, clock=clock) as c:
+    async with GraphClient(config_for(graph), max_retry_sleep=0.01, clock=clock, operation_polls=[0.01] * 3) as c:
         yield c
 
 
@@ -237,16 +237,35 @@ async def test_create_channel_refuses_bad_arguments_before_calling(
     assert graph.requests == []
 
 
-async def test_shared_channel_accepted_asynchronously_still_yields_its_id(
+async def test_a_shared_channel_accepted_as_an_operation_is_followed_to_its_id(
     graph: FakeGraph, client: GraphClient
 ) -> None:
-    graph.async_shared_channels = True
+    graph.async_shared_channels, graph.operation_polls = True, 2
     channel = await client.create_channel(
         team_id=TEAM, name="OP-LANTERN partners", description="", membership_type="shared", owner_aad_id=USER
     )
     assert channel["id"] == graph.channels[TEAM][0]["id"]
     assert channel["membershipType"] == "shared"
-    assert channel["operation"].startswith(f"/teams('{TEAM}')/operations(")
+    assert channel["operation"].startswith(f"/teams/{TEAM}/operations/")
+    polls = graph.graph_requests("/operations/")
+    assert [(p.method, p.path) for p in polls] == [("GET", "/v1.0" + channel["operation"])] * 3
+    assert all(p.bearer for p in polls)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "polls", "code"),
+    [("failed", 0, "operation_failed"), ("succeeded", 5, "operation_pending")],
+)
+async def test_a_shared_channel_operation_that_fails_or_never_ends_is_a_graph_error(
+    graph: FakeGraph, client: GraphClient, outcome: str, polls: int, code: str
+) -> None:
+    graph.async_shared_channels, graph.operation_polls, graph.operation_outcome = True, polls, outcome
+    with pytest.raises(GraphError) as caught:
+        await client.create_channel(
+            team_id=TEAM, name="OP-LANTERN partners", description="", membership_type="shared", owner_aad_id=USER
+        )
+    assert caught.value.code == code
+    assert len(graph.graph_requests("/operations/")) == min(polls + 1, 3)  # bounded by the client's polls
 
 
 # ---------------------------------------------------------------- throttling

@@ -16,6 +16,11 @@ Routes:
   seeded with ``add_group_member`` (nested groups count: membership is
   transitive). Group ids come back spelled as they were seeded.
 * ``POST /v1.0/teams/{team}/channels`` and ``GET /v1.0/teams/{team}/channels``.
+  With ``async_shared_channels``, a shared channel is accepted the way Graph
+  documents it: 202, no body, ``Content-Location: /teams/{team}/operations/{op}``;
+  ``GET /v1.0/teams/{team}/operations/{op}`` answers ``inProgress`` for
+  ``operation_polls`` polls, then ``operation_outcome`` (``succeeded`` with the
+  channel in ``targetResourceId``/``targetResourceLocation``, or ``failed``).
 
 Every ``/v1.0`` call needs a bearer token this fake issued and has not expired
 or been revoked (``revoke_tokens``); otherwise 401. Every request is recorded in
@@ -93,7 +98,10 @@ class FakeGraph:
     known_users: Iterable[str] | None = None
     """When given, checkMemberGroups for any other user answers 404."""
     async_shared_channels: bool = False
-    """Answer shared-channel creation like Graph's long-running form: 202, no body, Content-Location."""
+    """Answer shared-channel creation like Graph's long-running form: 202, no body, an operation."""
+    operation_polls: int = 1
+    """How many polls of an operation answer inProgress before its outcome."""
+    operation_outcome: str = "succeeded"
     host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
@@ -101,6 +109,7 @@ class FakeGraph:
         self.token_requests = 0
         self.issued_tokens: list[str] = []
         self.channels: dict[str, list[dict[str, Any]]] = {}
+        self.operations: dict[str, dict[str, Any]] = {}
         self._members: dict[str, set[str]] = {}
         self._spelling: dict[str, str] = {}
         self._tokens: dict[str, float] = {}
@@ -134,6 +143,7 @@ class FakeGraph:
         app.router.add_post("/v1.0/users/{user}/checkMemberGroups", self._check_member_groups)
         app.router.add_post("/v1.0/teams/{team}/channels", self._create_channel)
         app.router.add_get("/v1.0/teams/{team}/channels", self._list_channels)
+        app.router.add_get("/v1.0/teams/{team}/operations/{operation}", self._operation)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -292,12 +302,35 @@ class FakeGraph:
         }
         existing.append(channel)
         if kind == "shared" and self.async_shared_channels:
+            operation = str(uuid.uuid4())
+            self.operations[operation] = {"team": team, "channel": channel_id, "polls": 0}
             response = web.Response(status=202)
-            response.headers["Location"] = f"/teams('{team}')/operations('{uuid.uuid4()}')"
-            response.headers["Content-Location"] = f"/teams('{team}')/channels('{channel_id}')"
+            response.headers["Content-Location"] = f"/teams/{team}/operations/{operation}"
             return response
         context = f"{self.graph_url}/$metadata#teams('{team}')/channels/$entity"
         return web.json_response({"@odata.context": context, **channel}, status=201)
+
+    async def _operation(self, request: web.Request) -> web.Response:
+        found = self.operations.get(request.match_info["operation"])
+        if found is None or found["team"] != request.match_info["team"]:
+            return _error(404, "NotFound", "Operation not found.")
+        found["polls"] += 1
+        status = "inProgress" if found["polls"] <= self.operation_polls else self.operation_outcome
+        body: dict[str, Any] = {
+            "id": request.match_info["operation"],
+            "operationType": "unknownFutureValue",
+            "status": status,
+            "attemptsCount": found["polls"],
+            "targetResourceId": None,
+            "targetResourceLocation": None,
+            "error": None,
+        }
+        if status == "succeeded":
+            body["targetResourceId"] = found["channel"]
+            body["targetResourceLocation"] = f"/teams('{found['team']}')/channels('{found['channel']}')"
+        elif status == "failed":
+            body["error"] = {"code": "InternalServerError", "message": "Failed to create the shared channel."}
+        return web.json_response(body)
 
     async def _list_channels(self, request: web.Request) -> web.Response:
         return web.json_response({"value": self.channels.get(request.match_info["team"], [])})

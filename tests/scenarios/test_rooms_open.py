@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -195,11 +196,57 @@ async def test_a_team_the_connector_no_longer_knows_is_refused_and_nothing_is_cr
     with_graph.connector.fail_next(1, 404, path_contains="/v3/teams/", code="NotFound")
     result = await open_room(with_graph, "room open Op Heron --channel private", channelData=data)
     assert result.texts == [
-        "Teams does not know this team any more (is Opsroom still installed in it?); the room was not opened."
+        "Teams does not know this team any more (is Opsroom still installed in it?)."
     ]
     assert graph.graph_requests("/channels") == [] and rows(db, "SELECT key FROM room") == []
     event = with_graph.audit()[-1]
     assert (event["action"], event["outcome"]) == ("room.open", "refused")
+
+
+async def test_a_shared_channel_that_graph_creates_as_an_operation_becomes_the_room(
+    with_graph: Harness, graph: FakeGraph, db: Database
+) -> None:
+    graph.async_shared_channels, graph.operation_polls = True, 0
+    result = await open_room(with_graph, "room open Op Heron --channel shared")
+    [channel] = graph.channels[fixtures.TEAM_AAD_GROUP_ID]
+    assert len(graph.graph_requests("/operations/")) == 1
+    assert rows(db, "SELECT key, space_kind, conversation_id FROM room") == [("OP-HERON", "shared", channel["id"])]
+    assert "new shared channel" in result.texts[0]
+
+
+@pytest.mark.parametrize(
+    ("arrange", "answer"),
+    [
+        (lambda g: g.channels.setdefault(fixtures.TEAM_AAD_GROUP_ID, []).append(
+            {"id": "19:x@thread.tacv2", "displayName": "op heron", "membershipType": "standard"}),
+         "This team already has a channel called “Op Heron”: choose another name."),
+        (lambda g: g.fail_next(1, 403, path_contains="/channels"),
+         "Opsroom's Microsoft Graph app may not create channels in this team (it needs Channel.Create)."),
+        (lambda g: g.fail_next(9, 503, retry_after=0, path_contains="/channels"),
+         "Microsoft Graph is not answering just now; try again in a few minutes."),
+        (lambda g: setattr(g, "async_shared_channels", True) or setattr(g, "operation_outcome", "failed")
+         or setattr(g, "operation_polls", 0),
+         "Teams would not create the shared channel: Failed to create the shared channel."),
+    ],
+    ids=["name-taken", "forbidden", "graph-down", "operation-failed"],
+)  # fmt: skip
+async def test_a_channel_graph_will_not_create_is_refused_and_leaves_no_room(
+    with_graph: Harness, graph: FakeGraph, db: Database, arrange: Any, answer: str
+) -> None:
+    arrange(graph)
+    result = await open_room(with_graph, "room open Op Heron --channel shared")
+    assert result.texts == [answer]
+    assert rows(db, "SELECT key FROM room") == [] and not with_graph.connector.activities()[:-1]
+    event = with_graph.audit()[-1]
+    assert (event["action"], event["outcome"]) == ("room.open", "refused")
+
+
+async def test_a_channel_room_name_over_fifty_characters_is_refused_before_graph(
+    with_graph: Harness, graph: FakeGraph, db: Database
+) -> None:
+    result = await open_room(with_graph, f"room open {'Operation Lantern ' * 3} --channel private")
+    assert result.texts[0].startswith("Teams channel names are at most 50 characters (this one is 53)")
+    assert graph.graph_requests("/channels") == [] and rows(db, "SELECT key FROM room") == []
 
 
 async def test_removing_the_bot_orphans_the_teams_rooms(rooms: Harness, db: Database) -> None:
