@@ -156,13 +156,8 @@ class GraphClient:
             raise ValueError(f"membership_type must be 'private' or 'shared', not {membership_type!r}")
         if not name.strip():
             raise ValueError("a channel needs a name")
-        owner_aad_id = str(uuid.UUID(owner_aad_id))  # an object id is a GUID; refuses quotes in the bind
         # A private/shared channel created app-only must name its owner, or Graph refuses it.
-        owner = {
-            "@odata.type": "#microsoft.graph.aadUserConversationMember",
-            "user@odata.bind": f"{_BIND_BASE}/users('{owner_aad_id}')",
-            "roles": ["owner"],
-        }
+        owner = _owner(owner_aad_id)
         payload = {"displayName": name, "description": description, "membershipType": membership_type}
         resp = await self._call(
             "POST", f"/teams/{_segment(team_id)}/channels", {**payload, "members": [owner]}
@@ -197,6 +192,29 @@ class GraphClient:
                 message = str(detail or "the operation failed")
                 raise GraphError(202, "operation_failed", message)
         raise GraphError(202, "operation_pending", "Teams is still creating the channel")
+
+    async def make_channel_owner(self, *, team_id: str, channel_id: str, user_aad_id: str) -> str:
+        """Make a user an owner of a private or shared channel: "added", "promoted" or "already"."""
+        owner = _owner(user_aad_id)
+        user_aad_id = str(uuid.UUID(user_aad_id))
+        members_path = f"/teams/{_segment(team_id)}/channels/{_segment(channel_id)}/members"
+        role = {key: owner[key] for key in ("@odata.type", "roles")}
+        page: str | None = members_path
+        while page:
+            body = (await self._call("GET", page)).body
+            body = body if isinstance(body, dict) else {}
+            for member in body.get("value") or []:
+                if str(member.get("userId") or "").lower() != user_aad_id:
+                    continue
+                if "owner" in (member.get("roles") or []):
+                    return "already"
+                await self._call("PATCH", f"{members_path}/{_segment(str(member['id']))}", role)
+                return "promoted"
+            following = str(body.get("@odata.nextLink") or "")
+            # Only follow a next page on the Graph we were configured with: it carries our token.
+            page = following if following.startswith(self.config.graph_url + "/") else None
+        await self._call("POST", members_path, owner)
+        return "added"
 
     # ------------------------------------------------------------------ plumbing
     async def _call(self, method: str, path: str, payload: Any = None) -> _Response:
@@ -291,6 +309,15 @@ class GraphClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
+
+
+def _owner(user_aad_id: str) -> dict[str, Any]:
+    """A channel member with the owner role; parsing the object id as a GUID keeps quotes out of the bind."""
+    return {
+        "@odata.type": "#microsoft.graph.aadUserConversationMember",
+        "user@odata.bind": f"{_BIND_BASE}/users('{uuid.UUID(user_aad_id)}')",
+        "roles": ["owner"],
+    }
 
 
 def _segment(value: str) -> str:

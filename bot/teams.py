@@ -60,6 +60,15 @@ def _channel_refusal(exc: GraphError, name: str, kind: str) -> str:
     return "Microsoft Graph is not answering just now; try again in a few minutes"
 
 
+def _owner_refusal(exc: GraphError) -> str:
+    """Why a room's new lead could not be made an owner of its channel."""
+    if exc.status in (401, 403):
+        return "Opsroom's Graph app lacks the ChannelMember.ReadWrite.All permission"
+    if exc.status in (400, 404, 409):
+        return f"Teams would not make them an owner: {exc.message}"
+    return "Microsoft Graph is not answering just now"
+
+
 class TurnTeams:
     """Teams operations on behalf of one turn, through its connector client."""
 
@@ -124,6 +133,21 @@ class TurnTeams:
             log.warning("graph refused a %s channel: %s", kind, exc)
             raise RoomError(_channel_refusal(exc, name, kind)) from exc
         return await self._start_thread(channel["id"], card, kind, channel["id"])
+
+    async def make_channel_owner(self, *, team_id: str, channel_id: str, aad_id: str) -> str:
+        """Make someone an owner of a private or shared channel in a team (Graph)."""
+        if self.graph is None:
+            raise RoomError("Microsoft Graph is not configured")
+        team = self._channel_data().get("team") or {}
+        here = team.get("id") == team_id and team.get("aadGroupId")
+        group_id = str(here) if here else await self._team_group_id(team_id)
+        try:
+            return await self.graph.make_channel_owner(
+                team_id=group_id, channel_id=channel_id, user_aad_id=aad_id
+            )
+        except GraphError as exc:
+            log.warning("graph refused a channel owner: %s", exc)
+            raise RoomError(_owner_refusal(exc)) from exc
 
     async def _team_group_id(self, team_id: str) -> str:
         """The team's AAD group id from the connector's GET /v3/teams/{id}.

@@ -87,6 +87,11 @@ class Teams(Protocol):
         """Create a private or shared channel in the current team (Graph) and post the card there."""
         ...
 
+    async def make_channel_owner(self, *, team_id: str, channel_id: str, aad_id: str) -> str:
+        """Make someone an owner of a room's private or shared channel (Graph): added, promoted or
+        already; RoomError with the reason when Teams will not."""
+        ...
+
     async def post(self, reference: str, reply: Reply) -> bool:
         """Post into a stored conversation; False when Teams says it no longer exists."""
         ...

@@ -257,14 +257,38 @@ async def room_lead(ctx: CommandContext, args: LeadArgs) -> Reply:
     tenant = ctx.principal.tenant_id
     if person.guest or (person.tenant_id and tenant and person.tenant_id != tenant):
         return _refuse(ctx, "A room's lead must be an officer of this force.")
+    problem = await _make_channel_owner(ctx, person.aad_id)
     try:
         room = await ctx.transact(lambda s: flows.change_lead(s, room_id, aad_id=person.aad_id,
                                                               name=person.name, now=now))  # fmt: skip
     except RoomError as exc:
         return _refuse(ctx, str(exc))
-    text = f"{person.name or person.aad_id} now leads **{room.key}**."
+    who = person.name or person.aad_id
+    text = f"{who} now leads **{room.key}**."
     await _tell_room(ctx, room, Reply(text=text))
+    if problem:
+        text += f" I could not make them an owner of the room's channel ({problem}); a channel owner can."
     return Reply(text=text)
+
+
+async def _make_channel_owner(ctx: CommandContext, aad_id: str) -> str | None:
+    """A private or shared channel room's new lead becomes a channel owner. Done before the change
+    commits, so that its audit event says how it went; returns what stood in the way, if anything."""
+    room = ctx.room
+    if room is None or room.space_kind == "thread" or not room.team_id or room.lead_aad_id == aad_id:
+        return None
+    problem = None
+    if not ctx.teams.graph_configured:
+        problem = "Microsoft Graph is not configured"
+    else:
+        try:
+            done = await ctx.teams.make_channel_owner(
+                team_id=room.team_id, channel_id=room.conversation_id, aad_id=aad_id
+            )
+        except RoomError as exc:
+            problem = str(exc)
+    ctx.note.detail = f"channel owner not set: {problem}" if problem else f"channel owner {done}"
+    return problem
 
 
 def _room_id(ctx: CommandContext) -> int:

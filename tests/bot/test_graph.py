@@ -268,6 +268,27 @@ async def test_a_shared_channel_operation_that_fails_or_never_ends_is_a_graph_er
     assert len(graph.graph_requests("/operations/")) == min(polls + 1, 3)  # bounded by the client's polls
 
 
+async def test_a_new_lead_becomes_a_channel_owner_whether_new_to_the_channel_or_a_member(
+    graph: FakeGraph, client: GraphClient
+) -> None:
+    graph.member_page_size = 1  # the user is on the second page
+    channel = await client.create_channel(
+        team_id=TEAM, name="Op Heron", description="", membership_type="private", owner_aad_id=USER
+    )
+    where = {"team_id": TEAM, "channel_id": channel["id"]}
+    assert await client.make_channel_owner(**where, user_aad_id=OTHER_USER) == "added"
+    assert await client.make_channel_owner(**where, user_aad_id=OTHER_USER.upper()) == "already"
+    graph.channel_members[channel["id"]][1]["roles"] = []
+    assert await client.make_channel_owner(**where, user_aad_id=OTHER_USER) == "promoted"
+    assert [(m["userId"], m["roles"]) for m in graph.channel_members[channel["id"]]] == [
+        (USER, ["owner"]), (OTHER_USER, ["owner"])
+    ]
+    [patch] = [r for r in graph.graph_requests("/members/") if r.method == "PATCH"]
+    assert patch.json == {"@odata.type": "#microsoft.graph.aadUserConversationMember", "roles": ["owner"]}
+    with pytest.raises(ValueError):
+        await client.make_channel_owner(**where, user_aad_id="x') or ('y")
+
+
 # ---------------------------------------------------------------- throttling
 
 

@@ -21,6 +21,9 @@ Routes:
   ``GET /v1.0/teams/{team}/operations/{op}`` answers ``inProgress`` for
   ``operation_polls`` polls, then ``operation_outcome`` (``succeeded`` with the
   channel in ``targetResourceId``/``targetResourceLocation``, or ``failed``).
+* ``GET|POST /v1.0/teams/{team}/channels/{channel}/members`` (pages of
+  ``member_page_size`` with ``@odata.nextLink``) and ``PATCH .../members/{id}``;
+  a channel's members start as the owner named at creation (``channel_members``).
 
 Every ``/v1.0`` call needs a bearer token this fake issued and has not expired
 or been revoked (``revoke_tokens``); otherwise 401. Every request is recorded in
@@ -31,15 +34,15 @@ from __future__ import annotations
 
 import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
+
+from tests.fakes.graph_channels import ChannelRoutes
+from tests.fakes.graph_channels import graph_error as _error
 
 __all__ = ["FakeGraph", "GraphRequest"]
 
@@ -88,7 +91,7 @@ class _Failure:
 
 
 @dataclass
-class FakeGraph:
+class FakeGraph(ChannelRoutes):
     """Fake Graph v1.0 + AAD token endpoint (see module docstring)."""
 
     tenant_id: str = "00000000-0000-4000-8000-00000000fa4e"
@@ -102,6 +105,7 @@ class FakeGraph:
     operation_polls: int = 1
     """How many polls of an operation answer inProgress before its outcome."""
     operation_outcome: str = "succeeded"
+    member_page_size: int = 100
     host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
@@ -110,6 +114,7 @@ class FakeGraph:
         self.issued_tokens: list[str] = []
         self.channels: dict[str, list[dict[str, Any]]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
+        self.channel_members: dict[str, list[dict[str, Any]]] = {}
         self._members: dict[str, set[str]] = {}
         self._spelling: dict[str, str] = {}
         self._tokens: dict[str, float] = {}
@@ -141,9 +146,7 @@ class FakeGraph:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         app.router.add_post("/v1.0/users/{user}/checkMemberGroups", self._check_member_groups)
-        app.router.add_post("/v1.0/teams/{team}/channels", self._create_channel)
-        app.router.add_get("/v1.0/teams/{team}/channels", self._list_channels)
-        app.router.add_get("/v1.0/teams/{team}/operations/{operation}", self._operation)
+        self.add_channel_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -276,74 +279,8 @@ class FakeGraph:
             {"@odata.context": f"{self.graph_url}/$metadata#Collection(Edm.String)", "value": found}
         )
 
-    async def _create_channel(self, request: web.Request) -> web.Response:
-        team = request.match_info["team"]
-        body = await request.json()
-        name = body.get("displayName") or ""
-        kind = body.get("membershipType", "standard")
-        owners = [m for m in body.get("members", []) if "owner" in m.get("roles", [])]
-        if not name or len(name) > 50 or kind not in ("standard", "private", "shared"):
-            return _error(400, "BadRequest", "Invalid displayName or membershipType.")
-        if kind != "standard" and len(owners) != 1:
-            return _error(400, "BadRequest", "A private or shared channel created by an app needs one owner.")
-        existing = self.channels.setdefault(team, [])
-        if any(c["displayName"].lower() == name.lower() for c in existing):
-            return _error(409, "NameAlreadyExists", "Channel name already existed, please use other name.")
-        channel_id = f"19:{uuid.uuid4().hex}@thread.tacv2"
-        channel = {
-            "id": channel_id,
-            "createdDateTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "displayName": name,
-            "description": body.get("description"),
-            "membershipType": kind,
-            "email": "",
-            "webUrl": f"https://teams.microsoft.com/l/channel/{quote(channel_id, safe='')}/{quote(name)}"
-            f"?groupId={team}&tenantId={self.tenant_id}",
-        }
-        existing.append(channel)
-        if kind == "shared" and self.async_shared_channels:
-            operation = str(uuid.uuid4())
-            self.operations[operation] = {"team": team, "channel": channel_id, "polls": 0}
-            response = web.Response(status=202)
-            response.headers["Content-Location"] = f"/teams/{team}/operations/{operation}"
-            return response
-        context = f"{self.graph_url}/$metadata#teams('{team}')/channels/$entity"
-        return web.json_response({"@odata.context": context, **channel}, status=201)
-
-    async def _operation(self, request: web.Request) -> web.Response:
-        found = self.operations.get(request.match_info["operation"])
-        if found is None or found["team"] != request.match_info["team"]:
-            return _error(404, "NotFound", "Operation not found.")
-        found["polls"] += 1
-        status = "inProgress" if found["polls"] <= self.operation_polls else self.operation_outcome
-        body: dict[str, Any] = {
-            "id": request.match_info["operation"],
-            "operationType": "unknownFutureValue",
-            "status": status,
-            "attemptsCount": found["polls"],
-            "targetResourceId": None,
-            "targetResourceLocation": None,
-            "error": None,
-        }
-        if status == "succeeded":
-            body["targetResourceId"] = found["channel"]
-            body["targetResourceLocation"] = f"/teams('{found['team']}')/channels('{found['channel']}')"
-        elif status == "failed":
-            body["error"] = {"code": "InternalServerError", "message": "Failed to create the shared channel."}
-        return web.json_response(body)
-
-    async def _list_channels(self, request: web.Request) -> web.Response:
-        return web.json_response({"value": self.channels.get(request.match_info["team"], [])})
-
     async def _unknown(self, request: web.Request) -> web.Response:
         return _error(400, "BadRequest", f"Resource not found for the segment '{request.path}'.")
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    inner = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "request-id": str(uuid.uuid4())}
-    return web.json_response(
-        {"error": {"code": code, "message": message, "innerError": inner}}, status=status
-    )
 
 
 def _aad_error(status: int, error: str, description: str) -> web.Response:
