@@ -14,7 +14,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
+from botbuilder.core import BotAdapter, CardFactory, CloudAdapterBase, MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import (
     Activity,
@@ -171,12 +171,22 @@ class TurnTeams:
             raise RoomError("Teams did not say which Microsoft 365 group this team is")
         return str(details.aad_group_id)
 
+    async def _connector_for(self, service_url: str | None) -> Any:
+        """The connector client for a stored conversation: this turn's when the service URL is the
+        same, else one from the turn's (pooled) connector factory. Teams gives regions their own
+        service URLs, so a room may live on another than the chat a command came from."""
+        if not service_url or service_url == self.context.activity.service_url:
+            return self._connector
+        factory = self.context.turn_state.get(CloudAdapterBase.CONNECTOR_FACTORY_KEY)
+        return self._connector if factory is None else await factory.create(service_url)
+
     async def post(self, reference: str, reply: Reply) -> bool:
         """Post into a stored conversation; False when Teams answers that it is gone (404/403)."""
         stored = ConversationReference().deserialize(json.loads(reference))
         activity: Activity = to_activity(reply)
+        connector = await self._connector_for(stored.service_url)
         try:
-            await self._connector.conversations.send_to_conversation(stored.conversation.id, activity)
+            await connector.conversations.send_to_conversation(stored.conversation.id, activity)
         except Exception as exc:
             if _status_of(exc) in (403, 404):
                 return False

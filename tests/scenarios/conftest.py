@@ -137,6 +137,15 @@ async def serving(
 
 
 @pytest.fixture
+async def other_connector() -> AsyncIterator[FakeConnector]:
+    """A second Bot Connector, as a different region's service URL would be."""
+    async with FakeConnector() as fake:
+        for person in fixtures.team_members():
+            fake.add_member(fixtures.PERSONAL_CONVERSATION_ID, person)
+        yield fake
+
+
+@pytest.fixture
 async def harness(db: Database, connector: FakeConnector) -> AsyncIterator[Harness]:
     """The bot in local mode (no app id), on SQLite and on PostgreSQL."""
     async with serving(BASE_SETTINGS, connector, db) as running:

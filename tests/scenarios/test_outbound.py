@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -41,15 +41,6 @@ class LifetimeOpenId(FakeOpenId):
 def openid() -> Iterator[FakeOpenId]:
     """Overrides the shared fixture (the secure harness uses it) with settable token lifetimes."""
     with LifetimeOpenId() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def other_connector() -> AsyncIterator[FakeConnector]:
-    """A second Bot Connector, as a different region's service URL would be."""
-    async with FakeConnector() as fake:
-        for person in fixtures.team_members():
-            fake.add_member(fixtures.PERSONAL_CONVERSATION_ID, person)
         yield fake
 
 

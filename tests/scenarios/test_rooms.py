@@ -6,6 +6,7 @@ import json
 
 from core.db import Database
 from tests import fixtures
+from tests.fakes.connector import FakeConnector
 from tests.scenarios.conftest import Harness
 from tests.scenarios.rooms_support import (
     BEN,
@@ -129,6 +130,22 @@ async def test_closing_from_elsewhere_also_posts_in_the_room(rooms: Harness) -> 
     assert len(posted) == 1 and posted[0]["attachments"][0]["content"]["body"][1]["text"].endswith("is closed")
     [own] = [r for r in result.replies if r.kind == "reply"]
     assert own.conversation_id == fixtures.PERSONAL_CONVERSATION_ID
+
+
+async def test_a_room_on_another_service_url_is_posted_to_there(
+    rooms: Harness, other_connector: FakeConnector
+) -> None:
+    """Teams gives each region its own service URL: a command from a chat served elsewhere still
+    reaches the room where it lives, and the answer goes back where the command came from."""
+    await open_room(rooms)
+    thread = room_thread(rooms)
+    elsewhere = fixtures.load("personal_message", service_url=other_connector.url, text="/room close --room OP-LANTERN")
+    await rooms.send(elsewhere)
+    posted = [a for a in rooms.connector.activities() if a.conversation_id == thread and a.kind == "send"]
+    assert len(posted) == 1 and posted[0]["attachments"][0]["content"]["body"][1]["text"].endswith("is closed")
+    [own] = [a for a in other_connector.activities() if a.kind == "reply"]
+    assert own.conversation_id == fixtures.PERSONAL_CONVERSATION_ID
+    assert not [a for a in other_connector.activities() if a.conversation_id == thread]
 
 
 async def test_hand_the_room_to_a_new_lead_by_mention(rooms: Harness, db: Database) -> None:
