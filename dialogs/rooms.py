@@ -112,6 +112,9 @@ async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply:
     conversation = ctx.conversation
     if conversation.conversation_type != "channel" or not conversation.channel_id:
         return _refuse(ctx, "Open rooms from a channel of a team: the room gets a thread (or channel) there.")
+    if ctx.room is not None:  # typed inside a room's thread or channel
+        inside = f"This is {ctx.room.key}'s space"
+        return _refuse(ctx, f"{inside}: open new rooms from a channel outside any room.")
     template = None
     if args.template:
         template = ctx.templates.get(args.template.lower())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_
+from sqlalchemy import case, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -22,7 +22,9 @@ def get_by_conversation(*, session: Session, conversation_id: str) -> Room | Non
     """The room whose Teams space this conversation is (a thread, or a whole channel)."""
     base = conversation_id.split(";", 1)[0]
     whole_channel = (col(Room.conversation_id) == base) & (col(Room.space_kind) != "thread")
-    stmt = select(Room).where(or_(col(Room.conversation_id) == conversation_id, whole_channel))
+    exact = col(Room.conversation_id) == conversation_id
+    # A thread is more specific than the channel around it, should both ever be rooms.
+    stmt = select(Room).where(or_(exact, whole_channel)).order_by(case((exact, 0), else_=1))
     return session.exec(stmt).first()
 
 

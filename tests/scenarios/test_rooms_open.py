@@ -1,4 +1,4 @@
-"""Opening rooms: templates and their dates, bad input, private channels, orphaned rooms."""
+"""Opening rooms: templates and their dates, bad input, where rooms may be opened, orphaned rooms."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from core.db import Database
 from tests.scenarios.conftest import Clock, Harness
 from tests.scenarios.rooms_support import (
+    in_thread,
     open_room,
     room_thread,
     rows,
@@ -112,6 +113,14 @@ async def test_rooms_open_only_from_a_team_channel(rooms: Harness, db: Database)
     result = await rooms.say("personal_message", "/room open Operation Lantern")
     assert result.texts == ["Open rooms from a channel of a team: the room gets a thread (or channel) there."]
     assert rows(db, "SELECT count(*) FROM room") == [(0,)]
+
+
+async def test_a_room_is_not_opened_inside_another_rooms_thread(rooms: Harness, db: Database) -> None:
+    await open_room(rooms)
+    result = await rooms.send(in_thread(rooms, room_thread(rooms), "room open Operation Kestrel"))
+    assert result.texts == ["This is OP-LANTERN's space: open new rooms from a channel outside any room."]
+    assert [k for (k,) in rows(db, "SELECT key FROM room")] == ["OP-LANTERN"]
+    assert (rooms.audit()[-1]["action"], rooms.audit()[-1]["outcome"]) == ("room.open", "refused")
 
 
 async def test_guests_cannot_open_rooms(rooms: Harness, db: Database) -> None:
