@@ -62,16 +62,19 @@ async def test_without_the_group_id_in_channel_data_the_team_is_looked_up_throug
     assert "new private channel" in result.texts[0]
 
 
-async def test_a_team_the_connector_no_longer_knows_is_refused_and_nothing_is_created(
-    with_graph: Harness, graph: FakeGraph, db: Database
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [(404, "Teams does not know this team any more (is Opsroom still installed in it?)."),
+     (500, "Teams is not answering just now; try again in a few minutes.")],
+)  # fmt: skip
+async def test_a_team_the_connector_cannot_look_up_is_refused_and_nothing_is_created(
+    with_graph: Harness, graph: FakeGraph, db: Database, status: int, answer: str
 ) -> None:
     data = fixtures.load("channel_message_mention", service_url=with_graph.connector.url)["channelData"]
     del data["team"]["aadGroupId"]
-    with_graph.connector.fail_next(1, 404, path_contains="/v3/teams/", code="NotFound")
+    with_graph.connector.fail_next(9, status, path_contains="/v3/teams/", code="Failed")
     result = await open_room(with_graph, "room open Op Heron --channel private", channelData=data)
-    assert result.texts == [
-        "Teams does not know this team any more (is Opsroom still installed in it?)."
-    ]
+    assert result.texts == [answer]
     assert graph.graph_requests("/channels") == [] and rows(db, "SELECT key FROM room") == []
     event = with_graph.audit()[-1]
     assert (event["action"], event["outcome"]) == ("room.open", "refused")
