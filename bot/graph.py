@@ -34,8 +34,9 @@ _CHECK_MEMBER_GROUPS_MAX = 20  # Graph rejects a checkMemberGroups call with mor
 _RETRY_STATUSES = frozenset({429, 503})
 _MEMBERSHIP_TYPES = frozenset({"private", "shared"})
 _CONTENT_CHANNEL = re.compile(r"channels\('([^']+)'\)")
-OPERATION_POLLS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
-"""Waits between polls of a long-running Graph operation: about 15 s in all, inside one turn."""
+OPERATION_POLLS = (0.5, 1.0, 1.5, 2.0, 2.5, 2.5)
+"""Waits between polls of a long-running Graph operation: 10 s in all, so that the turn still
+answers inside the 15 s the Bot Connector waits for it."""
 
 
 @dataclass(frozen=True)

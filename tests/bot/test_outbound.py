@@ -105,6 +105,9 @@ async def test_the_pooled_factory_serves_the_sdk_the_same_client(outbound: Outbo
     await first.conversations.send_to_conversation(CONVERSATION, message())
     [sent] = connector.activities()
     assert "Authorization" not in sent.request.headers
+    # Bodies go out without msrest's client-side re-validation, and still as the SDK would write them.
+    assert first._serialize.client_side_validation is False
+    assert (sent["type"], sent["text"]) == ("message", message().text)
 
 
 async def test_leaving_a_client_context_keeps_the_shared_session(outbound: Outbound, connector: FakeConnector) -> None:
