@@ -1,4 +1,4 @@
-"""`python -m bot serve | db upgrade | audit verify [--checkpoint FILE]`."""
+"""`python -m bot serve | db upgrade | audit verify [--checkpoint FILE] | teams-app --host HOST`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot import logs
+from bot import logs, manifest
 from bot.app import create_app
 from bot.config import Settings, SettingsError, load
 from core import schema
@@ -18,6 +18,7 @@ from core.audit.chain import Checkpoint
 from core.audit.verify import verify as parallel_verify
 from core.db import Database
 from core.rooms.templates import TemplateError
+from dialogs.commands import build_router
 
 log = logging.getLogger("bot")
 
@@ -33,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     verify = audit.add_parser("verify", help="check the hash chain; exit 1 naming the first bad event")
     verify.add_argument("--checkpoint", type=Path, help="file of chain heads kept outside the database; "
                         "checked, then the current head is appended when the chain is good")  # fmt: skip
+    app = sub.add_parser("teams-app", help="build the Teams app package (manifest.json and icons, zipped)")
+    app.add_argument("--host", required=True, help="the bot's public host name (its messaging endpoint's)")
+    app.add_argument("--out", type=Path, default=Path("var/opsroom-teams-app.zip"), help="the zip to write")
+    app.add_argument("--developer", default="Opsroom", help="publisher name shown in Teams (the force)")
+    app.add_argument("--website", default="", help="https URL of the publisher (default: https://HOST/)")
+    app.add_argument("--privacy", default="", help="https URL of the privacy notice (default: the website)")
+    app.add_argument("--terms", default="", help="https URL of the terms of use (default: the website)")
     return parser
 
 
@@ -50,7 +58,28 @@ def main(argv: list[str] | None = None) -> int:
         return upgrade(settings)
     if command == "audit":
         return verify(settings, args.checkpoint)
+    if command == "teams-app":
+        return teams_app(settings, args)
     return serve(settings)
+
+
+def teams_app(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the Teams app package for this bot's app id."""
+    if settings.local_mode:
+        needs = "set MicrosoftAppId first (the bot's Entra app id): the package names it"
+        print(f"opsroom: {needs}", file=sys.stderr)
+        return 2
+    details = manifest.AppDetails(app_id=settings.app_id, host=args.host, developer=args.developer,
+                                  website=args.website, privacy=args.privacy, terms=args.terms)  # fmt: skip
+    try:
+        data = manifest.package(details, build_router().commands())
+    except manifest.ManifestError as exc:
+        print(f"opsroom: {exc}", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(data)
+    print(f"wrote {args.out}: upload it in Teams (Apps > Manage your apps > Upload an app)")
+    return 0
 
 
 def upgrade(settings: Settings) -> int:
