@@ -196,8 +196,8 @@ class GraphClient:
 
     async def make_channel_owner(self, *, team_id: str, channel_id: str, user_aad_id: str) -> str:
         """Make a user an owner of a private or shared channel: "added", "promoted" or "already"."""
+        user_aad_id = str(uuid.UUID(user_aad_id))  # an object id is a GUID
         owner = _owner(user_aad_id)
-        user_aad_id = str(uuid.UUID(user_aad_id))
         members_path = f"/teams/{_segment(team_id)}/channels/{_segment(channel_id)}/members"
         role = {key: owner[key] for key in ("@odata.type", "roles")}
         page: str | None = members_path

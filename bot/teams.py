@@ -120,9 +120,7 @@ class TurnTeams:
         if self.graph is None:
             raise RoomError("Microsoft Graph is not configured")
         team = self._channel_data().get("team") or {}
-        group_id = team.get("aadGroupId")
-        if not group_id:
-            group_id = await self._team_group_id(str(team.get("id") or ""))
+        group_id = await self._team_group_id(str(team.get("id") or ""))
         try:
             channel = await self.graph.create_channel(
                 team_id=group_id, name=name, description=description, membership_type=kind,
@@ -137,9 +135,7 @@ class TurnTeams:
         """Make someone an owner of a private or shared channel in a team (Graph)."""
         if self.graph is None:
             raise RoomError("Microsoft Graph is not configured")
-        team = self._channel_data().get("team") or {}
-        here = team.get("id") == team_id and team.get("aadGroupId")
-        group_id = str(here) if here else await self._team_group_id(team_id)
+        group_id = await self._team_group_id(team_id)
         try:
             return await self.graph.make_channel_owner(
                 team_id=group_id, channel_id=channel_id, user_aad_id=aad_id
@@ -149,7 +145,8 @@ class TurnTeams:
             raise RoomError(_owner_refusal(exc)) from exc
 
     async def _team_group_id(self, team_id: str) -> str:
-        """The team's AAD group id from the connector's GET /v3/teams/{id}.
+        """The team's AAD group id (what Graph calls the team): from this activity's channelData
+        when it comes from that team, else from the connector's GET /v3/teams/{id}.
 
         Workaround: TeamsInfo.get_team_details builds a synchronous TeamsConnectorClient
         (requests, a fresh msrest configuration) and calls it inside the event loop. The
@@ -158,6 +155,9 @@ class TurnTeams:
         """
         if not team_id:
             raise RoomError("rooms are opened from a team channel")
+        here = self._channel_data().get("team") or {}
+        if here.get("id") == team_id and here.get("aadGroupId"):
+            return str(here["aadGroupId"])
         client = self._connector._client
         url = client.format_url("/v3/teams/{teamId}", teamId=quote(team_id, safe=""))
         response = await client.async_send(client.get(url, {}, {"Accept": "application/json"}), stream=False)
