@@ -40,11 +40,25 @@ class Principal:
 
 @dataclass(frozen=True)
 class Resource:
-    """What the action is about; every field optional (no room, no task...)."""
+    """The facts a decision is about, loaded before the policy step; every field optional.
+
+    room_*: the room the request is about (None/False when there is none).
+    role: the caller's standing in that room (None: no standing).
+    in_room_space: the request was typed in the room's own thread or channel.
+    room_in_team: the room is open and lives in the team the request came from.
+    target_kind: the kind ("officer", "guest", "supervisor") of a person the command names
+        (the new lead of `/room lead`), None when it names nobody.
+    no_export / access_expired: the caller's membership of the room (invitation flags).
+    shared_with_caller: the task is shared with the caller's agency or assigned to them.
+    has_justification: the request carries a justification (--reason).
+    """
 
     room_key: str | None = None
     room_closed: bool = False
     role: RoomRole | None = None
+    in_room_space: bool = False
+    room_in_team: bool = False
+    target_kind: str | None = None
     no_export: bool = False
     access_expired: bool = False
     shared_with_caller: bool = False
