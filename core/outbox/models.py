@@ -26,7 +26,11 @@ class OutboxMessage(SQLModel, table=True):
     """One post to make into one conversation."""
 
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_due", "status", "not_before"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "not_before"),
+        # The claim looks up each conversation's earliest undelivered row (delivery in id order).
+        Index("ix_outbox_conversation", "conversation_id", "id"),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
     kind: str = Field(sa_column=Column(String(24), nullable=False))  # notice | digest | alert | reminder
@@ -38,7 +42,7 @@ class OutboxMessage(SQLModel, table=True):
     reference: str = Field(sa_column=Column(Text, nullable=False))  # ConversationReference, JSON
     activity: str = Field(sa_column=Column(Text, nullable=False))  # the activity to send, JSON
     status: str = Field(default=OutboxStatus.PENDING, sa_column=Column(String(16), nullable=False))
-    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))  # claims that led to a send
     not_before: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     claimed_by: str | None = Field(default=None, sa_column=Column(String(64)))
     claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
@@ -46,3 +50,17 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     sent_activity_id: str | None = Field(default=None, sa_column=Column(String(256)))
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class ConversationBlock(SQLModel, table=True):
+    """A conversation the bot may not post into (a personal chat whose user blocked or removed the bot).
+
+    Messages enqueued for it are stored dead at once; claimed ones are killed unsent.
+    Lifted by `service.unblock` when the user talks to the bot again.
+    """
+
+    __tablename__ = "conversation_block"
+
+    conversation_id: str = Field(sa_column=Column(String(512), primary_key=True))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

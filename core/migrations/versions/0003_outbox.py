@@ -1,4 +1,4 @@
-"""The outbox: posts written with the action's transaction, delivered after commit.
+"""The outbox: posts written with the action's transaction, delivered after commit; blocked chats.
 
 Revision ID: 0003
 Revises: 0002
@@ -39,8 +39,17 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text),
     )
     op.create_index("ix_outbox_due", "outbox_message", ["status", "not_before"])
+    op.create_index("ix_outbox_conversation", "outbox_message", ["conversation_id", "id"])
+    op.create_table(
+        "conversation_block",
+        sa.Column("conversation_id", sa.String(512), primary_key=True),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("conversation_block")
+    op.drop_index("ix_outbox_conversation", "outbox_message")
     op.drop_index("ix_outbox_due", "outbox_message")
     op.drop_table("outbox_message")
