@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -17,11 +18,13 @@ from botbuilder.schema import Activity
 
 from bot.auth import AuthUnavailable, GuardedAuthentication, build_authentication
 from bot.config import Settings
+from bot.facts import LOADERS
 from bot.graph import GraphClient
 from bot.handler import OpsroomBot
 from bot.identity import Identity, conversation_of
 from bot.outbound import Outbound
 from bot.pipeline import Pipeline
+from bot.routing import EVENT_ACTIONS
 from bot.scheduler import build_scheduler
 from core import schema
 from core.audit import flows
@@ -30,6 +33,7 @@ from core.db import Database
 from core.rooms.templates import load_templates
 from dialogs.commands import build_router
 from dialogs.registry import Router
+from policies import Policy
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,8 @@ def build_runtime(
 ) -> Runtime:
     """Database, authentication, adapter, pipeline and bot, wired together.
 
-    Raises TemplateError (naming file and field) when a room template is invalid.
+    Raises TemplateError (naming file and field) when a room template is invalid, and PolicyError
+    (naming file and line) when the policy is malformed or leaves one of the bot's actions unmentioned.
     """
     templates = load_templates(*settings.template_dirs())
     database = db or Database(settings.database_url)
@@ -80,10 +85,19 @@ def build_runtime(
     adapter.on_turn_error = on_turn_error
     graph = GraphClient(settings.graph) if settings.graph.configured else None
     identity = Identity(settings, graph)
-    pipeline = Pipeline(db=database, identity=identity, router=router or build_router(),
+    commands = router or build_router()
+    policy = Policy.load(Path(settings.policy_file) if settings.policy_file else None)
+    policy.check_actions(_required_actions(commands))
+    pipeline = Pipeline(db=database, identity=identity, router=commands, policy=policy, loaders=LOADERS,
                         clock=clock or (lambda: datetime.now(UTC)))  # fmt: skip
     bot = OpsroomBot(pipeline, graph=graph, templates=templates, timezone=settings.timezone)
     return Runtime(settings, database, auth, adapter, bot, graph, owns_db=db is None, outbound=outbound)
+
+
+def _required_actions(router: Router) -> set[str]:
+    """Every action the bot asks the policy about: its commands' and the pipeline's own."""
+    actions = {command.action for command in router.commands()} | {"room.list_all", "room.see", "room.join"}
+    return actions | set(EVENT_ACTIONS)
 
 
 def create_app(
@@ -174,6 +188,10 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return await _reject(runtime, 400, "body is not an activity")
     if not activity.type:
         return await _reject(runtime, 400, "activity has no type", activity)
+    if runtime.settings.production and activity.channel_id != "msteams":
+        return await _reject(runtime, 400, "only Microsoft Teams activities are accepted", activity)
+    if runtime.settings.production and not activity.service_url:
+        return await _reject(runtime, 400, "activity has no serviceUrl", activity)
     header = request.headers.get("Authorization") or None
     try:
         result = await runtime.auth.authenticate_request(activity, header)

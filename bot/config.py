@@ -35,6 +35,9 @@ class Settings:
     app_tenant_id: str = ""
     env: str = "local"
     home_tenant_id: str = ""
+    home_domains: frozenset[str] = frozenset()
+    officers_group: str = ""
+    policy_file: str = ""
     supervisors: frozenset[str] = frozenset()
     timezone: str = "Europe/London"
     graph_tenant_id: str = ""
@@ -95,6 +98,15 @@ class Settings:
             )
         if self.production and not self.home_tenant_id:
             raise SettingsError("OPSROOM_ENV=production needs OPSROOM_HOME_TENANT_ID")
+        if self.production and not self.home_domains and not self.graph.configured:
+            raise SettingsError(
+                "OPSROOM_ENV=production needs OPSROOM_HOME_DOMAINS (the force's email domains) or "
+                "Microsoft Graph (OPSROOM_GRAPH_*): without either nobody can be told to be an officer"
+            )
+        if self.officers_group and not self.graph.configured:
+            raise SettingsError("OPSROOM_OFFICERS_GROUP needs Microsoft Graph (OPSROOM_GRAPH_*) to check it")
+        if self.policy_file and not Path(self.policy_file).is_file():
+            raise SettingsError(f"OPSROOM_POLICY_FILE {self.policy_file!r} is not a file")
         if self.dedupe_days < 1:
             raise SettingsError("OPSROOM_DEDUPE_DAYS must be at least 1")
         if self.env not in ("local", "production"):
@@ -134,6 +146,9 @@ def load(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(
         app_tenant_id=get("MicrosoftAppTenantId"),
         env=get("OPSROOM_ENV", "local").lower() or "local",
         home_tenant_id=get("OPSROOM_HOME_TENANT_ID").lower(),
+        home_domains=frozenset(d.lstrip("@") for d in _split(get("OPSROOM_HOME_DOMAINS"))),
+        officers_group=get("OPSROOM_OFFICERS_GROUP").lower(),
+        policy_file=get("OPSROOM_POLICY_FILE"),
         supervisors=_split(get("OPSROOM_SUPERVISORS")),
         timezone=get("OPSROOM_TIMEZONE", "Europe/London") or "Europe/London",
         graph_tenant_id=get("OPSROOM_GRAPH_TENANT_ID"),

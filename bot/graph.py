@@ -149,6 +149,12 @@ class GraphClient:
             found.update(str(g).lower() for g in (resp.body or {}).get("value", []))
         return found
 
+    async def user(self, user_id: str) -> dict[str, Any]:
+        """A user's userType, UPN, mail and home tenant facts (GET /users/{id}; needs User.Read.All)."""
+        fields = "id,userType,userPrincipalName,mail,accountEnabled"
+        resp = await self._call("GET", f"/users/{_segment(user_id)}?$select={fields}")
+        return resp.body if isinstance(resp.body, dict) else {}
+
     async def create_channel(
         self, *, team_id: str, name: str, description: str, membership_type: str, owner_aad_id: str
     ) -> dict[str, Any]:

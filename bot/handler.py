@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from botbuilder.core import TurnContext
@@ -23,7 +23,7 @@ from core.dedupe.models import activity_key
 from core.rooms.templates import Template
 from dialogs import events
 from dialogs.context import CommandContext
-from policies import evaluate
+from policies import Decision, Resource
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
     ) -> None:
         self.pipeline = pipeline
         self.graph = graph
+        self.identity = pipeline.identity
         self.templates = dict(templates or {})
         self.timezone = timezone
 
@@ -54,6 +55,7 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
             key = activity_key(activity.channel_id, conversation.conversation_id, activity.id)
             claim = Claim(key, activity.id)
         turn = Turn(turn_context, conversation, claim)
+        turn.teams = TurnTeams(turn_context, self.graph, self.identity)
         turn_context.turn_state[TURN_KEY] = turn
         token = logs.activity_id.set(activity.id)
         try:
@@ -71,10 +73,10 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
         await self._run_command(turn_of(turn_context))
 
     async def on_adaptive_card_invoke(self, turn_context: TurnContext, invoke_value: Any) -> Any:
-        turn = turn_of(turn_context)
-        await self._run_command(turn)
-        # Only buffered: the adapter returns it once the whole turn, audit included, is done.
-        await turn_context.send_activity(invoke_ack(turn.reply))
+        await self._run_command(turn_of(turn_context))
+        # Only buffered, and a placeholder: it stops the SDK answering with an empty body; the pipeline
+        # replaces it with the answer once the whole turn, audit included, is done.
+        await turn_context.send_activity(invoke_ack(None))
         return None
 
     async def on_teams_members_added(
@@ -103,22 +105,29 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
     # -- running the routed work -------------------------------------------------------------
 
     def _context(self, turn: Turn) -> CommandContext:
-        principal = turn.principal
-        assert principal is not None
+        principal, pipeline = turn.principal, self.pipeline
+        assert principal is not None and turn.teams is not None
 
-        def transact(fn: Callable[[Session], T]) -> Any:
-            return self.pipeline.commit(turn, fn)
+        def may(action: str, resource: Resource | None = None) -> Decision:
+            return pipeline.policy.decide(principal, action, turn.resource if resource is None else resource)
+
+        def step(fn: Callable[[Session], T], *, outcome: str) -> Awaitable[T]:
+            return pipeline.step_commit(turn, fn, outcome=outcome)
 
         return CommandContext(
             principal=principal,
             conversation=turn.conversation,
             resource=turn.resource,
-            db=self.pipeline.db,
-            transact=transact,
-            may=lambda action: evaluate(principal, action, turn.resource),
-            teams=TurnTeams(turn.context, self.graph),
+            db=pipeline.db,
+            work=turn.work,
+            step=step,
+            may=may,
+            may_all=lambda requests: pipeline.policy.decide_many(principal, requests),
+            teams=turn.teams,
             room=turn.room,
-            now=self.pipeline.clock,
+            facts=turn.facts,
+            request_key=turn.claim.key if turn.claim is not None else None,
+            now=pipeline.clock,
             templates=self.templates,
             timezone=self.timezone,
             note=turn.note,

@@ -1,4 +1,5 @@
-"""The middleware chain, in one order set here: audit(identity, dedupe, route, locate, policy, handler).
+"""The middleware chain, in one order set here: audit(identity, dedupe, route, locate, load, authorise,
+handler).
 
 Every step has one shape, `async def step(turn, next)`. The audit step is
 outermost so that denials, parse errors, duplicates and crashes are recorded
@@ -9,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -21,15 +25,19 @@ from sqlmodel import Session
 from bot.identity import Identity
 from bot.routing import route
 from bot.turn import Turn
+from core import text as safe
 from core.audit import flows
 from core.audit.flows import DuplicateActivity
 from core.db import Database
 from core.dedupe import service as dedupe
+from core.errors import Refused
 from core.rooms import flows as rooms
 from core.rooms import service as room_service
-from dialogs.context import Reply
+from core.rooms.models import Room
+from dialogs.context import Reply, Work
+from dialogs.facts import room_facts, visible
 from dialogs.registry import Router
-from policies import PrincipalKind, Resource, evaluate
+from policies import Policy, Principal
 from policies.model import RoomRole
 
 log = logging.getLogger(__name__)
@@ -38,7 +46,12 @@ T = TypeVar("T")
 Next = Callable[[], Awaitable[None]]
 Step = Callable[[Turn, Next], Awaitable[None]]
 
-INVOKE_RESPONSE_KEY = "BotFrameworkAdapter.InvokeResponse"
+
+
+DELIVERED_MEMORY = 10_000
+
+Loader = Callable[[Turn, str], Awaitable[None]]
+"""Loads one declared fact (`kind:field`) into turn.resource / turn.facts (it never decides)."""
 
 
 class Pipeline:
@@ -50,17 +63,31 @@ class Pipeline:
         db: Database,
         identity: Identity,
         router: Router,
+        policy: Policy,
+        loaders: Mapping[str, Loader] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        after_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.identity = identity
         self.router = router
+        self.policy = policy
+        self.loaders = dict(loaders or {})
         self.clock = clock
+        self.after_commit = after_commit
+        """Called after a commit that may have written outbox rows (wakes the sender)."""
         self._inflight: dict[str, asyncio.Lock] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._delivered: OrderedDict[str, None] = OrderedDict()
+        """Replies delivered lately (their mark in the database may still be on its way)."""
+        missing = {f.split(":")[0] for c in router.commands() for f in c.facts} - set(self.loaders)
+        if missing:
+            raise ValueError(f"no loader for the declared facts {sorted(missing)}")
 
     def steps(self, handler: Step) -> Sequence[Step]:
         """The one order, set here."""
-        return (self.audit, self.identify, self.dedupe, self.route, self.locate, self.policy, handler)
+        return (self.audit, self.identify, self.dedupe, self.route, self.locate, self.load, self.authorise,
+                handler)  # fmt: skip
 
     async def run(self, turn: Turn, handler: Step) -> None:
         """Run every step in order."""
@@ -74,19 +101,41 @@ class Pipeline:
 
     # -- recording -------------------------------------------------------------------------
 
-    async def commit(self, turn: Turn, fn: Callable[[Session], T] | None = None) -> T | None:
-        """Run fn (the action) and record the turn's audit event, in one transaction."""
+    async def commit(self, turn: Turn) -> None:
+        """The request's one unit of work: its staged writes, its reply and its audit event, together."""
+        staged = bool(turn.work.staged)
 
-        def work(session: Session) -> T | None:
-            result = fn(session) if fn is not None else None
-            if turn.outcome not in ("error", "duplicate"):
+        def work(session: Session) -> None:
+            acting = turn.outcome not in ("error", "duplicate")
+            if acting:
                 for write in turn.on_commit:
                     write(session)
+            if acting and turn.outcome == "ok" and staged:
+                _run_staged(session, turn)
+            if callable(turn.reply):
+                turn.reply = turn.reply()
+            if turn.claim is not None:
+                turn.claim.reply = None if turn.reply is None else json.dumps(turn.reply.activity())
             flows.record(session, turn.draft(), claim=turn.claim)
+
+        turn.work.committed = True
+        await self.db.commit(work)
+        turn.recorded = True
+        if staged:
+            self.after_commit()
+
+    async def step_commit(self, turn: Turn, fn: Callable[[Session], T], *, outcome: str) -> T:
+        """Commit fn now with an audit event of its own: a step of a request that waits on Teams midway."""
+
+        def work(session: Session) -> T:
+            result = fn(session)
+            draft = turn.draft()
+            draft.outcome = outcome
+            flows.record(session, draft)
             return result
 
-        result = await self.db.commit(work)
-        turn.recorded = True
+        result: T = await self.db.commit(work)
+        self.after_commit()
         return result
 
     async def _record_duplicate(self, turn: Turn) -> None:
@@ -124,10 +173,7 @@ class Pipeline:
                 log.exception("handler failed")
                 if turn.recorded:  # the action committed; only delivering the reply failed
                     return
-                turn.outcome, turn.detail = "error", type(exc).__name__
-                turn.claim = None  # not acted on: a re-send may try again
-                turn.reply = Reply(text="Sorry, something went wrong and nothing was changed. "
-                                        f"Reference: `{turn.activity.id or 'unknown'}`.")  # fmt: skip
+                _failed(turn, exc)
             if turn.outcome == "duplicate":
                 await self._record_duplicate(turn)
             elif not turn.recorded:
@@ -135,7 +181,13 @@ class Pipeline:
                     await self.commit(turn)
                 except DuplicateActivity:
                     await self._record_duplicate(turn)
-        await self._send(turn)
+                except Exception as exc:  # a staged write failed: the transaction kept none of them
+                    if turn.outcome == "error":
+                        raise  # not even the audit event could be written: the request fails (Teams retries)
+                    log.exception("the request's unit of work failed")
+                    _failed(turn, exc)
+                    await self.commit(turn)
+            await self._send(turn)  # inside: a re-send waits until this reply's fate is known
 
     async def identify(self, turn: Turn, next: Next) -> None:
         """Who is asking."""
@@ -143,26 +195,27 @@ class Pipeline:
         await next()
 
     async def dedupe(self, turn: Turn, next: Next) -> None:
-        """An activity already acted on is acknowledged and goes no further.
+        """An activity already acted on is acknowledged and goes no further (its kept reply is
+        delivered if it never was).
 
-        The same read also looks up the room of this conversation for the locate
+        The same read also fetches the room of this conversation for the locate
         step: one database round trip per request instead of two (each costs
         more CPU than the query it carries).
         """
         key = turn.claim.key if turn.claim is not None else None
         where, principal = turn.conversation.conversation_id, turn.principal
 
-        def read(session: Session) -> tuple[bool, rooms.Located | None]:
-            seen = key is not None and dedupe.seen(session=session, key=key)
-            if seen or where is None or principal is None:
+        def read(session: Session) -> tuple[dedupe.Seen | None, rooms.Found | None]:
+            seen = dedupe.seen(session=session, key=key) if key is not None else None
+            if seen is not None or where is None or principal is None:
                 return seen, None
-            return seen, rooms.locate(session, conversation_id=where, key=None,
-                                      aad_id=principal.aad_id, kind=principal.kind.value)  # fmt: skip
+            return seen, rooms.find(session, conversation_id=where, key=None, aad_id=principal.aad_id)
 
         seen, turn.here = await self.db.run(read, readonly=True)
-        if seen:
+        if seen is not None:
             turn.outcome = "duplicate"
             turn.route = route(self.router, turn.activity)  # pure: only to name the action
+            turn.stored_reply = seen.reply if not seen.delivered else None
             return
         await next()
 
@@ -185,64 +238,77 @@ class Pipeline:
         await next()
 
     async def locate(self, turn: Turn, next: Next) -> None:
-        """Which room the command is about: --room KEY, or the room whose space it was typed in."""
+        """Which room the command is about (--room KEY, or the room whose space it was typed in), and the
+        facts about it and the caller's membership; a room the policy does not let them see is no room."""
         found, principal = turn.route, turn.principal
         if found is None or found.kind != "command" or found.command is None or principal is None:
             await next()
             return
         key = getattr(found.args, "room", None)
         conversation_id = turn.conversation.conversation_id
-
-        def look(session: Session) -> rooms.Located:
-            return rooms.locate(session, conversation_id=conversation_id, key=key,
-                                aad_id=principal.aad_id, kind=principal.kind.value)  # fmt: skip
-
         located = turn.here if key is None else None
         if located is None:
-            located = await self.db.run(look, readonly=True)
-        room = located.room
+            aad_id = principal.aad_id
+            located = await self.db.run(lambda s: rooms.find(s, conversation_id=conversation_id, key=key,
+                                                             aad_id=aad_id), readonly=True)  # fmt: skip
+        room, now = located.room, self.clock()
+        if room is not None:
+            facts = room_facts(room, located.member, team_id=turn.conversation.team_id, inside=located.inside,
+                               now=now)  # fmt: skip
+            if facts.role is None and self.policy.decide(principal, "room.join", facts).allowed:
+                facts = replace(facts, role=RoomRole.MEMBER)
+                turn.on_commit.append(_joiner(room, principal, now))
+            seeing = self.policy.decide(principal, "room.see", facts)
+            if seeing.allowed:
+                turn.room, turn.resource = room, facts
+            else:
+                room = None
         if key and room is None:
-            turn.outcome = "no_room"
-            turn.reply = Reply(text=f"There is no room {key.upper()} that you can see.")
+            turn.outcome = "no_room"  # the same answer whether the room exists or not
+            turn.reply = Reply(text=f"There is no room {safe.clean(key.upper(), 40)} that you can see.")
             return
         if room is None and found.command.needs_room:
             turn.outcome = "needs_room"
             turn.reply = await self._which_room(turn)
             return
-        if room is not None:
-            turn.room = room
-            turn.resource = Resource(room_key=room.key, room_closed=room.closed,
-                                     role=RoomRole(located.role) if located.role else None)  # fmt: skip
-            if located.joining and room.id is not None and principal.aad_id:
-                room_id, aad_id, now = room.id, principal.aad_id, self.clock()
-                turn.on_commit.append(lambda s: rooms.join(s, room_id, aad_id=aad_id, now=now,
-                                      tenant_id=principal.tenant_id, name=principal.name))  # fmt: skip
+        await next()
+
+    async def load(self, turn: Turn, next: Next) -> None:
+        """The other facts the command declared, loaded before the policy decides."""
+        command = turn.route.command if turn.route is not None else None
+        for fact in command.facts if command is not None else ():
+            kind, _, field = fact.partition(":")
+            await self.loaders[kind](turn, field)
         await next()
 
     async def _which_room(self, turn: Turn) -> Reply:
         principal = turn.principal
         ask = "This command acts on a room: use it inside a room's thread, or add `--room KEY`."
-        if principal is None or principal.aad_id is None or principal.kind is PrincipalKind.ANONYMOUS:
+        if principal is None or principal.aad_id is None:
             return Reply(text=ask)
-        aad_id = principal.aad_id
-        # Officers also see the open rooms of the team they ask from; guests only their own.
-        team = turn.conversation.team_id if principal.kind is not PrincipalKind.GUEST else None
-        mine = await self.db.run(lambda s: [r.key for r in room_service.rooms_of(
-            session=s, aad_id=aad_id, team_id=team) if not r.closed], readonly=True)  # fmt: skip
-        if not mine:
+        aad_id, team, now = principal.aad_id, turn.conversation.team_id, self.clock()
+
+        def mine(session: Session) -> list[str]:
+            found = room_service.candidates(session=session, aad_id=aad_id, team_id=team)
+            return [r.key for r in visible(self.policy.decide_many, principal, found, team_id=team, now=now)
+                    if not r.closed]  # fmt: skip
+
+        keys = await self.db.run(mine, readonly=True)
+        if not keys:
             return Reply(text=f"{ask} You are not in any open room.")
-        listed = ", ".join(f"`{key}`" for key in mine[:20])
+        listed = ", ".join(f"`{key}`" for key in keys[:20])
         hint = "Which room? Use it inside the room's thread or add `--room KEY`."
         return Reply(text=f"{hint} Yours: {listed}.")
 
-    async def policy(self, turn: Turn, next: Next) -> None:
-        """The one enforcement point: the route's declared action, asked of policies."""
+    async def authorise(self, turn: Turn, next: Next) -> None:
+        """The one enforcement point: the route's declared action on the loaded facts, asked of the policy."""
         assert turn.principal is not None and turn.route is not None
-        decision = turn.decision = evaluate(turn.principal, turn.route.action, turn.resource)
+        decision = turn.decision = self.policy.decide(turn.principal, turn.route.action, turn.resource)
         if not decision.allowed:
             turn.outcome = "denied"
             if turn.route.kind == "command":
-                turn.reply = Reply(text=f"You can't do that here: {decision.reason}.")
+                notes = "".join(f" ({note})" for note in turn.facts.notes)
+                turn.reply = Reply(text=f"You can't do that here: {decision.reason}{notes}.")
             return
         await next()
 
@@ -250,13 +316,69 @@ class Pipeline:
 
     async def _send(self, turn: Turn) -> None:
         context, reply = turn.context, turn.reply
-        if reply is not None and turn.outcome != "duplicate":
+        key = turn.claim.key if turn.claim is not None else None
+        outgoing: Activity | None = None
+        if isinstance(reply, Reply) and turn.outcome != "duplicate":
+            outgoing = to_activity(reply)
+        elif turn.outcome == "duplicate" and turn.stored_reply and key not in self._delivered:
+            outgoing = Activity().deserialize(json.loads(turn.stored_reply))  # never delivered: deliver now
+        if outgoing is not None:
             try:
-                await context.send_activity(to_activity(reply))
+                await context.send_activity(outgoing)
             except Exception:
                 log.exception("could not deliver the reply")
-        if context.activity.type == ActivityTypes.invoke and not context.turn_state.get(INVOKE_RESPONSE_KEY):
-            await context.send_activity(invoke_ack(reply))
+            else:
+                if key is not None:
+                    self._delivered[key] = None
+                    while len(self._delivered) > DELIVERED_MEMORY:
+                        self._delivered.popitem(last=False)
+                    self._in_background(self.db.commit(lambda s: dedupe.mark_delivered(session=s, key=key)))
+        if context.activity.type == ActivityTypes.invoke:  # buffered by the adapter: the last one wins
+            await context.send_activity(invoke_ack(reply if isinstance(reply, Reply) else None))
+
+    def _in_background(self, work: Awaitable[object]) -> None:
+        """Fire and forget, but log a failure (marking a reply delivered must not slow the turn)."""
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("background write failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _failed(turn: Turn, exc: BaseException) -> None:
+    """Nothing the request did is kept; it is recorded as an error, and a re-send may try again."""
+    turn.outcome, turn.detail = "error", type(exc).__name__
+    turn.claim = None
+    turn.work, turn.on_commit = Work(), []
+    turn.reply = Reply(text="Sorry, something went wrong and nothing was changed. "
+                            f"Reference: `{turn.activity.id or 'unknown'}`.")  # fmt: skip
+
+
+def _run_staged(session: Session, turn: Turn) -> None:
+    """The handler's staged writes, in a savepoint: a Refused undoes them and is recorded as a refusal."""
+    savepoint = session.begin_nested()
+    try:
+        turn.work.run(session)
+    except Refused as exc:
+        savepoint.rollback()
+        session.info.clear()  # per-transaction caches (the audit head) may describe undone writes
+        message = str(exc).rstrip(". ")
+        turn.note.outcome, turn.note.detail = "refused", message
+        turn.reply = Reply(text=f"{message[:1].upper()}{message[1:]}.")
+        return
+    savepoint.commit()
+
+
+def _joiner(room: Room, principal: Principal, now: datetime) -> Callable[[Session], None]:
+    assert room.id is not None and principal.aad_id is not None
+    room_id, aad_id = room.id, principal.aad_id
+    return lambda s: rooms.join(s, room_id, aad_id=aad_id, tenant_id=principal.tenant_id,
+                                name=principal.name, now=now)  # fmt: skip
 
 
 def to_activity(reply: Reply) -> Activity:

@@ -15,6 +15,10 @@ from dialogs.registry import CommandParseError, Router, UnknownCommand
 
 _TAGS = re.compile(r"<[^>]+>")
 
+EVENT_ACTIONS = ("event.installed", "event.uninstalled", "event.members_changed", "event.installation_add",
+                 "event.installation_remove", "event.installation_update")  # fmt: skip
+"""The actions Teams events are decided as (the policy must mention each)."""
+
 
 def command_text(activity: Activity) -> str:
     """The message text with the bot's mention, markup and a leading slash removed."""
@@ -73,5 +77,6 @@ def route(router: Router, activity: Activity) -> Route:
         return Route("event", "event.members_changed",
                      arguments={"added": len(added), "removed": len(removed)})  # fmt: skip
     if kind == ActivityTypes.installation_update:
-        return Route("event", f"event.installation_{activity.action or 'update'}")
+        action = activity.action if activity.action in ("add", "remove") else "update"
+        return Route("event", f"event.installation_{action}")
     return Route("ignored", f"activity.{kind or 'unknown'}")

@@ -8,6 +8,7 @@ database instead (DESIGN.md, "Scale").
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -15,6 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from core.audit.service import utc_stamp
 from core.db import Database
 from core.dedupe import service as dedupe
+from core.rooms import scheduled
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +29,31 @@ async def prune_processed(db: Database, *, keep_days: int) -> int:
     return removed
 
 
-def build_scheduler(db: Database, *, keep_days: int) -> AsyncIOScheduler:
-    """The scheduler with Opsroom's jobs; start it inside the running loop."""
+async def sweep_openings(
+    db: Database, *, clock: Callable[[], datetime], wake: Callable[[], None]
+) -> int:
+    """Cancel rooms whose opening was interrupted (system principal, audited, notices via the outbox)."""
+    now = clock()
+    swept = await db.commit(lambda s: scheduled.sweep_openings(s, now=now))
+    if swept:
+        log.warning("cancelled %d rooms whose opening was interrupted", len(swept))
+        wake()
+    return len(swept)
+
+
+def build_scheduler(
+    db: Database, *, keep_days: int, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    wake: Callable[[], None] = lambda: None,
+) -> AsyncIOScheduler:  # fmt: skip
+    """The scheduler with Opsroom's jobs; start it inside the running loop.
+
+    The jobs only wake work up: what must happen once is claimed in the database, so every
+    replica may run them.
+    """
     scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.add_job(sweep_openings, "interval", minutes=1, args=[db], kwargs={"clock": clock, "wake": wake},
+                      id="sweep-openings", coalesce=True, max_instances=1,
+                      next_run_time=datetime.now(UTC) + timedelta(seconds=30))  # fmt: skip
     scheduler.add_job(prune_processed, "interval", hours=6, args=[db], kwargs={"keep_days": keep_days},
                       id="prune-processed", coalesce=True, max_instances=1,
                       next_run_time=datetime.now(UTC) + timedelta(minutes=1))  # fmt: skip

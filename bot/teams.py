@@ -14,10 +14,9 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from botbuilder.core import BotAdapter, CardFactory, CloudAdapterBase, MessageFactory, TurnContext
+from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import (
-    Activity,
     ConversationAccount,
     ConversationParameters,
     ConversationReference,
@@ -26,23 +25,13 @@ from botbuilder.schema import (
 from botbuilder.schema.teams import TeamDetails
 
 from bot.graph import GraphClient, GraphError
-from bot.pipeline import to_activity
+from bot.identity import Identity, Member
 from core.rooms.flows import RoomError
-from dialogs.context import Person, Reply, Space
+from dialogs.context import Person, Space
 
 log = logging.getLogger(__name__)
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-
-
-def _status_of(exc: BaseException) -> int | None:
-    """The HTTP status behind an msrest error (its response is requests' or aiohttp's)."""
-    response = getattr(exc, "response", None)
-    for name in ("status_code", "status"):
-        status = getattr(response, name, None)
-        if isinstance(status, int):
-            return status
-    return None
 
 
 def _channel_refusal(exc: GraphError, name: str, kind: str) -> str:
@@ -71,9 +60,10 @@ def _owner_refusal(exc: GraphError) -> str:
 class TurnTeams:
     """Teams operations on behalf of one turn, through its connector client."""
 
-    def __init__(self, context: TurnContext, graph: GraphClient | None) -> None:
+    def __init__(self, context: TurnContext, graph: GraphClient | None, identity: Identity) -> None:
         self.context = context
         self.graph = graph
+        self.identity = identity
         self.graph_configured = graph is not None
 
     @property
@@ -171,33 +161,18 @@ class TurnTeams:
             raise RoomError("Teams did not say which Microsoft 365 group this team is")
         return str(details.aad_group_id)
 
-    async def _connector_for(self, service_url: str | None) -> Any:
-        """The connector client for a stored conversation: this turn's when the service URL is the
-        same, else one from the turn's (pooled) connector factory. Teams gives regions their own
-        service URLs, so a room may live on another than the chat a command came from."""
-        if not service_url or service_url == self.context.activity.service_url:
-            return self._connector
-        factory = self.context.turn_state.get(CloudAdapterBase.CONNECTOR_FACTORY_KEY)
-        return self._connector if factory is None else await factory.create(service_url)
-
-    async def post(self, reference: str, reply: Reply) -> bool:
-        """Post into a stored conversation; False when Teams answers that it is gone (404/403)."""
-        stored = ConversationReference().deserialize(json.loads(reference))
-        activity: Activity = to_activity(reply)
-        connector = await self._connector_for(stored.service_url)
-        try:
-            await connector.conversations.send_to_conversation(stored.conversation.id, activity)
-        except Exception as exc:
-            if _status_of(exc) in (403, 404):
-                return False
-            raise
-        return True
-
-    async def update(self, space: Space, activity_id: str, card: dict[str, Any]) -> None:
-        """Replace a card the bot posted in a room's space."""
-        activity = MessageFactory.attachment(CardFactory.adaptive_card(card))
-        activity.id = activity_id
-        await self._connector.conversations.update_activity(space.conversation_id, activity_id, activity)
+    def channel_reference(self) -> str:
+        """A stored reference (JSON) to the channel this command came from: a post to it starts a new
+        thread there (where a room that cannot finish opening is announced as cancelled)."""
+        activity = self.context.activity
+        channel_id = (self._channel_data().get("channel") or {}).get("id") or activity.conversation.id
+        tenant = self._tenant()
+        reference = ConversationReference(
+            bot=activity.recipient, channel_id=activity.channel_id, service_url=activity.service_url,
+            conversation=ConversationAccount(id=channel_id, is_group=True, conversation_type="channel",
+                                             tenant_id=tenant),
+        )  # fmt: skip
+        return json.dumps(reference.serialize())
 
     async def resolve(self, who: str) -> Person | None:
         """An @mention (as typed), an email/UPN, or an AAD object id -> a member of this team or chat."""
@@ -223,27 +198,30 @@ class TurnTeams:
 
     async def _member(self, member_id: str) -> Person | None:
         try:
-            member = await TeamsInfo.get_member(self.context, member_id)
+            account = await TeamsInfo.get_member(self.context, member_id)
         except Exception as exc:
             log.info("member lookup failed: %s", type(exc).__name__)
             return None
-        aad_id = getattr(member, "aad_object_id", None)
-        if not aad_id:
-            return None
-        guest = str(getattr(member, "user_role", "") or "").lower() == "guest"
-        name, tenant = getattr(member, "name", None), getattr(member, "tenant_id", None)
-        return Person(aad_id.lower(), name, tenant, guest)
+        return await self._person(account)
 
     async def _by_email(self, email: str) -> Person | None:
         token = None
         for _ in range(50):  # a team of up to 50 pages of members
             page = await TeamsInfo.get_paged_members(self.context, continuation_token=token, page_size=500)
-            for member in page.members or []:
-                names = {(member.email or "").lower(), (member.user_principal_name or "").lower()}
-                if email in names and member.aad_object_id:
-                    guest = str(member.user_role or "").lower() == "guest"
-                    return Person(member.aad_object_id.lower(), member.name, member.tenant_id, guest)
+            for account in page.members or []:
+                names = {(account.email or "").lower(), (account.user_principal_name or "").lower()}
+                if email in names and account.aad_object_id:
+                    return await self._person(account)
             token = page.continuation_token
             if not token:
                 return None
         return None
+
+    async def _person(self, account: Any) -> Person | None:
+        """A roster entry as a Person, classified by the same rules as senders (it fails closed)."""
+        member = Member.of(account)
+        if member is None:
+            return None
+        tenant = (self._tenant() or "").lower() or None
+        verdict = await self.identity.classify(member.aad_id, member, tenant=tenant)
+        return Person(member.aad_id, member.name, member.tenant_id, verdict.kind.value)

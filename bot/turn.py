@@ -13,9 +13,9 @@ from sqlmodel import Session
 
 from core.audit.flows import Claim
 from core.audit.models import Actor, EventDraft, Where
-from core.rooms.flows import Located
+from core.rooms.flows import Found
 from core.rooms.models import Room
-from dialogs.context import AuditNote, Conversation, Reply
+from dialogs.context import AuditNote, Conversation, Later, Loaded, Reply, Teams, Work
 from dialogs.registry import Command
 from policies import Decision, Principal, Resource
 
@@ -49,12 +49,17 @@ class Turn:
     outcome: str = "ok"
     detail: str | None = None
     note: AuditNote = field(default_factory=AuditNote)
-    reply: Reply | None = None
+    reply: Reply | Later | None = None
     recorded: bool = False
     room: Room | None = None
-    here: Located | None = None  # the room of this conversation, as the dedupe read found it
+    here: Found | None = None  # the room of this conversation, as the dedupe read found it
+    work: Work = field(default_factory=Work)
+    """The handler's unit of work: committed once, with the audit event, unless the request failed."""
     on_commit: list[Callable[[Session], object]] = field(default_factory=list)
-    """Writes that belong with this request's audit event (run in its transaction, if it acts)."""
+    """Writes of the pipeline's own that belong with the audit event whatever the decision (a join)."""
+    facts: Loaded = field(default_factory=Loaded)
+    teams: Teams | None = None
+    stored_reply: str | None = None  # a re-sent activity's kept reply, when it was never delivered
 
     @property
     def activity(self) -> Activity:
@@ -86,9 +91,17 @@ class Turn:
             rule=self.decision.rule if self.decision else None,
             justification=self.note.justification,
             recipients=self.note.recipients,
-            detail=self.note.detail or self.detail,
+            detail=_detail(self),
             duration_us=int((time.perf_counter() - self.started) * 1_000_000),
         )  # fmt: skip
+
+
+def _detail(turn: Turn) -> str | None:
+    """The handler's note or the pipeline's detail, and why identity classed the sender as it did."""
+    parts = [part for part in (turn.note.detail or turn.detail,) if part]
+    if turn.principal is not None and turn.principal.why:
+        parts.append(f"identity: {turn.principal.why}")
+    return "; ".join(parts) or None
 
 
 def _activity_type(activity: Activity) -> str | None:

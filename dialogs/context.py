@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlmodel import Session
 
@@ -24,6 +24,66 @@ class Reply:
     text: str | None = None
     card: dict[str, Any] | None = None
 
+    def activity(self) -> dict[str, Any]:
+        """The message activity (Bot Framework JSON) carrying this reply, e.g. for the outbox."""
+        out: dict[str, Any] = {"type": "message"}
+        if self.card is not None:
+            out["attachments"] = [{"contentType": ADAPTIVE_CARD, "content": self.card}]
+        if self.text or self.card is None:
+            out["text"], out["textFormat"] = self.text or "", "markdown"
+        return out
+
+
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+
+Later = Callable[[], Reply]
+"""A reply built once the request's staged writes have run (inside its transaction)."""
+
+
+@dataclass
+class Staged(Generic[T]):
+    """A write staged in the request's unit of work; `value` is its result once it has run."""
+
+    fn: Callable[[Session], T]
+    done: bool = False
+    result: T | None = None
+
+    @property
+    def value(self) -> T:
+        """The result (only once the unit of work has run it)."""
+        if not self.done:
+            raise RuntimeError("a staged write has no result before the unit of work runs it")
+        return self.result  # type: ignore[return-value]
+
+
+class Work:
+    """One request's unit of work: staged writes (outbox rows included), run in order in one
+    transaction with the request's audit event, committed once by the pipeline after the handler
+    returns. A later write reads the earlier ones'. A `Refused` raised by one undoes them all,
+    and the audit event records the refusal."""
+
+    def __init__(self) -> None:
+        self.staged: list[Staged[Any]] = []
+        self.committed = False
+
+    def stage(self, fn: Callable[[Session], T]) -> Staged[T]:
+        """Add a write; it runs when the request commits."""
+        if self.committed:
+            raise RuntimeError("this request's unit of work has already committed")
+        staged: Staged[T] = Staged(fn)
+        self.staged.append(staged)
+        return staged
+
+    def reply_from(self, fn: Callable[[Session], Reply]) -> Later:
+        """Stage fn and answer with the Reply it returns."""
+        staged = self.stage(fn)
+        return lambda: staged.value
+
+    def run(self, session: Session) -> None:
+        """Run every staged write, in order (the pipeline calls this inside the transaction)."""
+        for staged in self.staged:
+            staged.result, staged.done = staged.fn(session), True
+
 
 @dataclass
 class AuditNote:
@@ -36,10 +96,17 @@ class AuditNote:
     outcome: str | None = None  # e.g. "refused" when the handler declined; default "ok"
 
 
-class Transactor(Protocol):
-    """Runs fn together with the request's audit event in one transaction."""
+class May(Protocol):
+    """Asks the policy, for the caller: this action on these facts (default: the request's own)."""
 
-    def __call__(self, fn: Callable[[Session], T]) -> Awaitable[T]: ...
+    def __call__(self, action: str, resource: Resource | None = None) -> Decision: ...
+
+
+class Step(Protocol):
+    """Commits fn now with an audit event of its own (outcome as given): a step of a request that
+    must wait for Teams in the middle. The request's own event still commits at its end."""
+
+    def __call__(self, fn: Callable[[Session], T], *, outcome: str) -> Awaitable[T]: ...
 
 
 @dataclass
@@ -70,7 +137,16 @@ class Person:
     aad_id: str
     name: str | None
     tenant_id: str | None = None
-    guest: bool = False  # Teams reports them as a guest (B2B), or they are from another tenant
+    kind: str = "guest"  # what identity makes of them: officer, supervisor or guest (fails closed)
+
+
+@dataclass
+class Loaded:
+    """Facts a command declared and the pipeline loaded before its policy decision."""
+
+    person: Person | None = None
+    notes: list[str] = field(default_factory=list)
+    """What a loader could not find, told to the caller if the policy refuses."""
 
 
 class Teams(Protocol):
@@ -92,12 +168,8 @@ class Teams(Protocol):
         already; RoomError with the reason when Teams will not."""
         ...
 
-    async def post(self, reference: str, reply: Reply) -> bool:
-        """Post into a stored conversation; False when Teams says it no longer exists."""
-        ...
-
-    async def update(self, space: Space, activity_id: str, card: dict[str, Any]) -> None:
-        """Replace a card the bot posted."""
+    def channel_reference(self) -> str:
+        """A stored reference (JSON) to the channel the command came from."""
         ...
 
     async def resolve(self, who: str) -> Person | None:
@@ -113,10 +185,14 @@ class CommandContext:
     conversation: Conversation
     resource: Resource
     db: Database
-    transact: Transactor
-    may: Callable[[str], Decision]
+    work: Work
+    step: Step
+    may: May
+    may_all: Callable[[Sequence[tuple[str, Resource]]], list[Decision]]
     teams: Teams
     room: Room | None = None
+    facts: Loaded = field(default_factory=Loaded)
+    request_key: str | None = None  # the activity's dedupe key: ties multi-step work to this request
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     templates: Mapping[str, Template] = field(default_factory=dict)
     timezone: str = "Europe/London"

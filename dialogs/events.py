@@ -20,5 +20,5 @@ async def handle(action: str, ctx: CommandContext, *, team_name: str | None) -> 
             ids = [r.id for r in service.rooms_in_team(session=session, team_id=team_id) if r.id is not None]
             flows.orphan(session, ids, reason="Opsroom was removed from the team")
 
-        await ctx.transact(orphan_team_rooms)
+        ctx.work.stage(orphan_team_rooms)
     return None

@@ -22,7 +22,9 @@ def register(root: Router) -> None:
     @root.command("help", action="help", args=HelpArgs)
     async def help_command(ctx: CommandContext, args: HelpArgs) -> Reply:
         """Show the commands you may run, or how to use one: /help audit verify."""
-        allowed = [c for c in root.commands() if ctx.may(c.action).allowed]
+        commands = root.commands()
+        decisions = ctx.may_all([(c.action, ctx.resource) for c in commands])
+        allowed = [c for c, decision in zip(commands, decisions, strict=True) if decision.allowed]
         if not args.command:
             return Reply(text=_listing(allowed, heading="Commands you can run here:"))
         wanted = " ".join(args.command.lower().lstrip("/").split())

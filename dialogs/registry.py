@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dialogs.context import CommandContext, Reply
+from dialogs.context import CommandContext, Later, Reply
 from dialogs.parsing import Args, NoArgs, ParseError, parse_args, tokenize, usage
 
-Handler = Callable[[CommandContext, Any], Awaitable[Reply]]
+FACT_KINDS = frozenset({"person", "justification"})
+
+Handler = Callable[[CommandContext, Any], Awaitable[Reply | Later]]
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class Command:
     description: str
     needs_room: bool = False
     action_for: Callable[[Any], str] | None = None
+    facts: tuple[str, ...] = ()
+    """Facts its decision needs beyond the room, loaded before the policy step: `person:FIELD` (the
+    person an argument names), `justification:FIELD` (the argument that justifies the request)."""
 
     def action_of(self, args: Any) -> str:
         """The policy action for these arguments (some options need more rights)."""
@@ -77,11 +82,13 @@ class Router:
         args: type[Args] = NoArgs,
         needs_room: bool = False,
         action_for: Callable[[Any], str] | None = None,
+        facts: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
         """Declare a command; the decorated coroutine's docstring is its help.
 
         needs_room: it acts on a room (the one it is typed in, or --room KEY).
         action_for: the policy action when it depends on the arguments (`/room list --all`).
+        facts: what else the decision needs, as `kind:field` (see Command.facts).
         """
 
         def attach(handler: Handler) -> Handler:
@@ -90,12 +97,16 @@ class Router:
                 raise TypeError(f"command {key!r}: handler {handler.__name__} is not a coroutine")
             if key in self._commands:
                 raise ValueError(f"command {key!r} is declared twice")
+            for fact in facts:
+                kind, _, name = fact.partition(":")
+                if kind not in FACT_KINDS or name not in args.model_fields:
+                    raise ValueError(f"command {key!r}: fact {fact!r} is not kind:field of its arguments")
             doc = inspect.getdoc(handler)
             if not doc:
                 raise ValueError(f"command {key!r}: handler needs a docstring (its help text)")
             summary, _, description = doc.partition("\n")
             self._commands[key] = Command(key, action, args, handler, summary, description.strip(),
-                                          needs_room, action_for)  # fmt: skip
+                                          needs_room, action_for, tuple(facts))  # fmt: skip
             return handler
 
         return attach

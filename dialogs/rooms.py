@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import field_validator
 from sqlmodel import Session
 
 from core import text as safe
-from core.rooms import flows, service
-from core.rooms.flows import OpenSpec, RoomError, Status
-from core.rooms.models import CLASSIFICATIONS, Room
-from dialogs.context import CommandContext, Reply, Space
+from core.errors import Refused
+from core.rooms import flows, opening, service
+from core.rooms.flows import RoomError, Status
+from core.rooms.models import CLASSIFICATIONS, Room, RoomMember
+from dialogs.context import CommandContext, Later, Reply
+from dialogs.facts import visible
 from dialogs.parsing import Args
 from dialogs.registry import Router
 from dialogs.room_cards import close_card, room_card, status_card
@@ -102,8 +105,13 @@ def _refuse(ctx: CommandContext, text: str) -> Reply:
     return Reply(text=text)
 
 
+def _sentence(exc: Exception) -> str:
+    reason = str(exc).rstrip(". ")
+    return f"{reason[:1].upper()}{reason[1:]}."
+
+
 @router.command("room open", action="room.open", args=OpenArgs)
-async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply:
+async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply | Later:
     """Open an operation room from this channel: /room open Operation Lantern --template county-lines.
 
     Options: --template T, --classification OFFICIAL|OFFICIAL-SENSITIVE, --purpose TEXT,
@@ -127,17 +135,32 @@ async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply:
     if args.channel != "thread" and len(args.name) > CHANNEL_NAME_MAX:
         size = f"at most {CHANNEL_NAME_MAX} characters (this one is {len(args.name)})"
         return _refuse(ctx, f"Teams channel names are {size}: shorten it, or open the room as a thread.")
-    key, was_taken = await ctx.db.run(lambda s: flows.key_for(s, args.name), readonly=True)
     principal, now = ctx.principal, ctx.now()
     assert principal.aad_id is not None and principal.tenant_id is not None
-    classification = args.classification or (template.classification if template else "OFFICIAL")
-    digest = args.digest or (template.digest if template else "07:00")
-    preview = Room(key=key, name=args.name, purpose=args.purpose, classification=classification,
-                   timezone=ctx.timezone, digest_time=digest, lead_aad_id=principal.aad_id,
-                   lead_name=principal.name, tenant_id=principal.tenant_id, space_kind=args.channel,
-                   conversation_id="", reference="", opened_at=now)  # fmt: skip
-    card = room_card(preview, tasks=len(template.tasks) if template else 0,
+    reservation = opening.Reservation(
+        name=args.name, purpose=args.purpose, timezone=ctx.timezone, template=template,
+        classification=args.classification or (template.classification if template else "OFFICIAL"),
+        digest_time=args.digest or (template.digest if template else "07:00"),
+        lead_aad_id=principal.aad_id, lead_name=principal.name, tenant_id=principal.tenant_id,
+        team_id=conversation.team_id, opened_in_channel=conversation.channel_id, space_kind=args.channel,
+        origin_reference=ctx.teams.channel_reference(), request_key=ctx.request_key,
+    )  # fmt: skip
+    if ctx.request_key is not None:  # a re-send of this very request: never a second card
+        request_key = ctx.request_key
+        earlier = await ctx.db.run(lambda s: opening.by_request(s, request_key), readonly=True)
+        if earlier is not None and earlier.id is not None:
+            return _interrupted(ctx, earlier.id, now)
+    # Step 1, committed with its own audit event before anything appears in Teams.
+    try:
+        room, was_taken = await ctx.step(lambda s: _reserve(s, ctx, reservation, now), outcome="opening")
+    except Refused as exc:
+        return _refuse(ctx, _sentence(exc))
+    assert room.id is not None
+    room_id, key = room.id, room.key
+    ctx.note.room_key = key
+    card = room_card(room, tasks=len(template.tasks) if template else 0,
                      template_name=template.name if template else None)  # fmt: skip
+    # Step 2: Teams makes the room's space and shows its card.
     try:
         if args.channel == "thread":
             space = await ctx.teams.create_thread(card)
@@ -147,58 +170,65 @@ async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply:
                 owner_aad_id=principal.aad_id, card=card,
             )  # fmt: skip
     except RoomError as exc:  # Teams cannot give this room a space from here
-        reason = str(exc).rstrip(". ")
-        return _refuse(ctx, f"{reason[:1].upper()}{reason[1:]}.")
-    spec = OpenSpec(key=key, name=args.name, purpose=args.purpose, classification=classification,
-                    timezone=ctx.timezone, digest_time=digest, template=template,
-                    lead_aad_id=principal.aad_id, lead_name=principal.name, tenant_id=principal.tenant_id,
-                    team_id=conversation.team_id, opened_in_channel=conversation.channel_id,
-                    space_kind=space.kind, conversation_id=space.conversation_id,
-                    reference=space.reference)  # fmt: skip
-    ctx.note.room_key = key
-    try:
-        opened = await ctx.transact(lambda s: flows.open_room(s, spec, now=now))
-    except RoomError as exc:  # another open took the key between our look and our write
-        await _withdraw(ctx, space, key)
-        return _refuse(ctx, f"{exc}.")
-    except Exception:
-        await _withdraw(ctx, space, key)
+        ctx.work.stage(lambda s: _cancel(s, room_id, reason="Teams refused its space", now=now, posted=False))
+        return _refuse(ctx, _sentence(exc))
+    except Exception:  # Teams failed: the room is cancelled in a step of its own, then the request fails
+        await ctx.step(lambda s: _cancel(s, room_id, reason="Teams failed to create its space", now=now),
+                       outcome="cancelled")  # fmt: skip
         raise
-    lines = [f"Opened **{key}**: {args.name} ({classification})."]
-    if was_taken:
-        lines.append(f"That name was in use, so this room's key is {key}.")
-    if opened.tasks and template is not None:
-        lines.append(f"{len(opened.tasks)} tasks from the {template.name} template are in the room.")
-    where = "thread below" if space.kind == "thread" else f"new {space.kind} channel"
-    lines.append(f"Work in the {where}; commands there act on the room.")
-    return Reply(text=" ".join(lines))
+    # Step 3, the request's own unit of work.
+    ctx.note.detail = f"{space.kind} {space.conversation_id}"
+
+    def complete(session: Session) -> Reply:
+        # A RoomError here (cancelled meanwhile) is a refusal; the cancellation said the card is void.
+        opened = opening.complete(session, room_id, template=template, space_kind=space.kind,
+                                  conversation_id=space.conversation_id, reference=space.reference,
+                                  now=now)  # fmt: skip
+        lines = [f"Opened **{key}**: {safe.clean(args.name, 80)} ({opened.room.classification})."]
+        if was_taken:
+            lines.append(f"That name was in use, so this room's key is {key}.")
+        if opened.tasks and template is not None:
+            lines.append(f"{len(opened.tasks)} tasks from the {template.name} template are in the room.")
+        where = "thread below" if space.kind == "thread" else f"new {space.kind} channel"
+        lines.append(f"Work in the {where}; commands there act on the room.")
+        return Reply(text=" ".join(lines))
+
+    return ctx.work.reply_from(complete)
 
 
-async def _withdraw(ctx: CommandContext, space: Space, key: str) -> None:
-    """The room was not recorded: say so on the card already posted, so nobody works in it."""
-    if space.activity_id is None:
-        return
-    try:
-        notice = {"type": "AdaptiveCard", "version": "1.5", "body": [
-            {"type": "TextBlock", "wrap": True, "text": f"{key} could not be opened. Nothing was recorded; "
-             "please run /room open again."}]}  # fmt: skip
-        await ctx.teams.update(space, space.activity_id, notice)
-    except Exception:
-        log.exception("could not withdraw the card of a room that failed to open")
+def _reserve(
+    session: Session, ctx: CommandContext, spec: opening.Reservation, now: datetime
+) -> tuple[Room, bool]:
+    room, taken = opening.reserve(session, spec, now=now)
+    ctx.note.room_key = room.key  # the step's audit event names the room it reserved
+    return room, taken
+
+
+def _cancel(session: Session, room_id: int, *, reason: str, now: datetime, posted: bool = True) -> None:
+    room = session.get(Room, room_id)
+    if room is not None:
+        opening.cancel(session, room, reason=reason, now=now, card_posted=posted)
+
+
+def _interrupted(ctx: CommandContext, room_id: int, now: datetime) -> Later:
+    def answer(session: Session) -> Reply:
+        message = opening.interrupted(session, room_id, now=now)
+        return _refuse(ctx, _sentence(Exception(message)))
+
+    return ctx.work.reply_from(answer)
 
 
 @router.command("room list", action="room.list", args=ListArgs,
                 action_for=lambda a: "room.list_all" if a.all else "room.list")  # fmt: skip
 async def room_list(ctx: CommandContext, args: ListArgs) -> Reply:
     """List your rooms (--all: every room, for supervisors)."""
-    aad_id, team = ctx.principal.aad_id or "", ctx.conversation.team_id
+    aad_id, team, now = ctx.principal.aad_id or "", ctx.conversation.team_id, ctx.now()
 
-    def rooms(session: Session) -> list[Room]:
-        found = service.all_rooms(session=session) if args.all else service.rooms_of(
-            session=session, aad_id=aad_id, team_id=team)  # fmt: skip
-        return list(found)
+    def rooms(session: Session) -> list[tuple[Room, RoomMember | None]]:
+        return service.candidates(session=session, aad_id=aad_id, team_id=team, everything=args.all)
 
-    found = await ctx.db.run(rooms, readonly=True)
+    found = visible(lambda _p, requests: ctx.may_all(requests), ctx.principal,
+                    await ctx.db.run(rooms, readonly=True), team_id=team, now=now)  # fmt: skip
     if not found:
         return Reply(text="No rooms yet. Open one from a team channel with `/room open <name>`.")
     lines = ["All rooms:" if args.all else "Your rooms:", ""]
@@ -218,60 +248,56 @@ async def room_status(ctx: CommandContext, args: RoomArgs) -> Reply:
     return Reply(card=status_card(status, now=now))
 
 
-@router.command("room close", action="room.close", args=CloseArgs, needs_room=True)
-async def room_close(ctx: CommandContext, args: CloseArgs) -> Reply:
+@router.command("room close", action="room.close", args=CloseArgs, needs_room=True,
+                facts=("justification:reason",))  # fmt: skip
+async def room_close(ctx: CommandContext, args: CloseArgs) -> Later:
     """Close the room: it becomes read-only (lead or supervisor)."""
-    room_id, now = _room_id(ctx), ctx.now()
-    ctx.note.justification = args.reason
+    room_id, now, here = _room_id(ctx), ctx.now(), _typed_in_room(ctx)
 
-    def close(session: Session) -> tuple[Room, Status]:
+    def close(session: Session) -> Reply:
         room = flows.close_room(session, room_id, reason=args.reason, now=now)
-        return room, flows.status(session, room_id, now=now)
+        status = flows.status(session, room_id, now=now)
+        summary = Reply(card=close_card(room, open_tasks=status.open_tasks, members=len(status.members)))
+        if not here:
+            flows.notify(session, room, summary.activity(), now=now)
+        return summary
 
-    try:
-        room, status = await ctx.transact(close)
-    except RoomError as exc:
-        return _refuse(ctx, str(exc))
-    summary = close_card(room, open_tasks=status.open_tasks, members=len(status.members))
-    await _tell_room(ctx, room, Reply(card=summary))
-    return Reply(card=summary)
+    return ctx.work.reply_from(close)
 
 
 @router.command("room reopen", action="room.reopen", args=RoomArgs, needs_room=True)
-async def room_reopen(ctx: CommandContext, args: RoomArgs) -> Reply:
+async def room_reopen(ctx: CommandContext, args: RoomArgs) -> Later:
     """Reopen a closed room (lead or supervisor)."""
-    room_id = _room_id(ctx)
-    try:
-        room = await ctx.transact(lambda s: flows.reopen_room(s, room_id))
-    except RoomError as exc:
-        return _refuse(ctx, str(exc))
-    text = f"**{room.key}** is open again."
-    await _tell_room(ctx, room, Reply(text=text))
-    return Reply(text=text)
+    room_id, now, here = _room_id(ctx), ctx.now(), _typed_in_room(ctx)
+
+    def reopen(session: Session) -> Reply:
+        room = flows.reopen_room(session, room_id)
+        reply = Reply(text=f"**{room.key}** is open again.")
+        if not here:
+            flows.notify(session, room, reply.activity(), now=now)
+        return reply
+
+    return ctx.work.reply_from(reopen)
 
 
-@router.command("room lead", action="room.lead", args=LeadArgs, needs_room=True)
-async def room_lead(ctx: CommandContext, args: LeadArgs) -> Reply:
+@router.command("room lead", action="room.lead", args=LeadArgs, needs_room=True, facts=("person:who",))
+async def room_lead(ctx: CommandContext, args: LeadArgs) -> Later:
     """Hand the room to a new lead: /room lead @name (or their email)."""
-    room_id, now = _room_id(ctx), ctx.now()
-    person = await ctx.teams.resolve(args.who)
-    if person is None:
-        return _refuse(ctx, f"I can't find {safe.clean(args.who, 80)} here. Mention them or use their email.")
-    tenant = ctx.principal.tenant_id
-    if person.guest or (person.tenant_id and tenant and person.tenant_id != tenant):
-        return _refuse(ctx, "A room's lead must be an officer of this force.")
+    room_id, now, here = _room_id(ctx), ctx.now(), _typed_in_room(ctx)
+    person = ctx.facts.person
+    assert person is not None  # loaded before the policy allowed this
     problem = await _make_channel_owner(ctx, person.aad_id)
-    try:
-        room = await ctx.transact(lambda s: flows.change_lead(s, room_id, aad_id=person.aad_id,
-                                                              name=person.name, now=now))  # fmt: skip
-    except RoomError as exc:
-        return _refuse(ctx, str(exc))
-    who = person.name or person.aad_id
-    text = f"{who} now leads **{room.key}**."
-    await _tell_room(ctx, room, Reply(text=text))
-    if problem:
-        text += f" I could not make them an owner of the room's channel ({problem}); a channel owner can."
-    return Reply(text=text)
+
+    def change(session: Session) -> Reply:
+        room = flows.change_lead(session, room_id, aad_id=person.aad_id, name=person.name, now=now)
+        text = f"{safe.clean(person.name or person.aad_id, 120)} now leads **{room.key}**."
+        if not here:
+            flows.notify(session, room, Reply(text=text).activity(), now=now)
+        if problem:
+            text += f" I could not make them an owner of the room's channel ({problem}); a channel owner can."
+        return Reply(text=text)
+
+    return ctx.work.reply_from(change)
 
 
 async def _make_channel_owner(ctx: CommandContext, aad_id: str) -> str | None:
@@ -279,6 +305,8 @@ async def _make_channel_owner(ctx: CommandContext, aad_id: str) -> str | None:
     commits, so that its audit event says how it went; returns what stood in the way, if anything."""
     room = ctx.room
     if room is None or room.space_kind == "thread" or not room.team_id or room.lead_aad_id == aad_id:
+        return None
+    if room.conversation_id is None:
         return None
     problem = None
     if not ctx.teams.graph_configured:
@@ -299,14 +327,7 @@ def _room_id(ctx: CommandContext) -> int:
     return ctx.room.id
 
 
-async def _tell_room(ctx: CommandContext, room: Room, reply: Reply) -> None:
-    """When the command came from elsewhere (--room), also post in the room's own space."""
-    current = ctx.conversation.conversation_id or ""
-    if current == room.conversation_id or current.split(";", 1)[0] == room.conversation_id:
-        return
-    if await ctx.teams.post(room.reference, reply):
-        return
-    assert room.id is not None
-    room_id = room.id
-    reason = "its Teams conversation no longer exists"
-    await ctx.db.commit(lambda s: flows.orphan(s, [room_id], reason=reason))
+def _typed_in_room(ctx: CommandContext) -> bool:
+    """The command came from the room's own space (so its reply is already seen there)."""
+    room, current = ctx.room, ctx.conversation.conversation_id
+    return room is not None and current is not None and service.in_space(room, current)

@@ -16,12 +16,14 @@ class DuplicateActivity(Exception):
     """The activity was already acted on by another request; nothing was written."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Claim:
     """The activity this transaction acts on."""
 
     key: str
     activity_id: str
+    reply: str | None = None
+    """The reply to keep with the claim (activity JSON), so a re-send whose reply never arrived gets it."""
 
 
 def record(session: Session, draft: EventDraft, *, claim: Claim | None = None) -> StoredEvent:
@@ -32,7 +34,8 @@ def record(session: Session, draft: EventDraft, *, claim: Claim | None = None) -
     back) when the activity was claimed by someone else.
     """
     if claim is not None and not dedupe.claim(
-        session=session, key=claim.key, activity_id=claim.activity_id, at=service.utc_stamp()
+        session=session, key=claim.key, activity_id=claim.activity_id, at=service.utc_stamp(),
+        reply=claim.reply,
     ):
         raise DuplicateActivity(claim.activity_id)
     return service.append(session, [draft])[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import Column, String
+from sqlalchemy import Boolean, Column, String, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -16,6 +16,8 @@ class ProcessedActivity(SQLModel, table=True):
     key: str = Field(sa_column=Column(String(64), primary_key=True))
     activity_id: str = Field(sa_column=Column(String(256), nullable=False))
     at: str = Field(sa_column=Column(String(27), nullable=False))
+    reply: str | None = Field(default=None, sa_column=Column(Text))  # the reply activity, JSON
+    delivered: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
 
 
 def activity_key(channel_id: str | None, conversation_id: str | None, activity_id: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -10,20 +12,35 @@ from sqlmodel import Session, col
 from core.dedupe.models import ProcessedActivity
 
 
-def seen(*, session: Session, key: str) -> bool:
-    """True when this activity was already acted on."""
-    stmt = select(col(ProcessedActivity.key)).where(col(ProcessedActivity.key) == key)
-    return session.execute(stmt).first() is not None
+@dataclass(frozen=True)
+class Seen:
+    """An activity already acted on, with the reply it got (if kept) and whether that was delivered."""
+
+    reply: str | None
+    delivered: bool
 
 
-def claim(*, session: Session, key: str, activity_id: str, at: str) -> bool:
+def seen(*, session: Session, key: str) -> Seen | None:
+    """The earlier processing of this activity, or None."""
+    columns = (col(ProcessedActivity.reply), col(ProcessedActivity.delivered))
+    row = session.execute(select(*columns).where(col(ProcessedActivity.key) == key)).first()
+    return None if row is None else Seen(row[0], bool(row[1]))
+
+
+def mark_delivered(*, session: Session, key: str) -> None:
+    """The kept reply of this activity reached Teams."""
+    table = ProcessedActivity.__table__  # type: ignore[attr-defined]
+    session.execute(table.update().where(table.c.key == key).values(delivered=True))
+
+
+def claim(*, session: Session, key: str, activity_id: str, at: str, reply: str | None = None) -> bool:
     """Record the activity as processed; False if another request got there first.
 
     ON CONFLICT DO NOTHING waits for a concurrent claimant's transaction on
     PostgreSQL, so exactly one of two racing replicas gets True.
     """
     table = ProcessedActivity.__table__  # type: ignore[attr-defined]
-    values = {"key": key, "activity_id": activity_id[:256], "at": at}
+    values = {"key": key, "activity_id": activity_id[:256], "at": at, "reply": reply, "delivered": False}
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=["key"])

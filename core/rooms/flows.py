@@ -1,4 +1,4 @@
-"""Room use cases: open, locate, status, close, reopen, change lead, orphan.
+"""Room use cases: find, join, status, close, reopen, change lead, orphan (opening: `opening.py`).
 
 Flows run inside the caller's transaction (the request's audit event commits
 with them) and never send chat messages.
@@ -11,21 +11,22 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo
+from typing import Any
 
 from sqlmodel import Session
 
 from core.audit.flows import record
 from core.audit.models import Actor, EventDraft, Where
+from core.errors import Refused
+from core.outbox import service as outbox
 from core.rooms import service
-from core.rooms.models import Room, RoomMember
-from core.rooms.templates import Template, resolve_due
+from core.rooms.models import Room, RoomMember, RoomStatus
 from core.tasks.models import Task
 
 _FILLER = {"OPERATION", "OP", "OPS"}
 
 
-class RoomError(Exception):
+class RoomError(Refused):
     """A room action that cannot be done; the message is safe to show."""
 
 
@@ -53,33 +54,6 @@ def derive_key(name: str, taken: set[str]) -> tuple[str, bool]:
     return f"{base}-{number}", True
 
 
-def key_for(session: Session, name: str) -> tuple[str, bool]:
-    """The key a room with this name would get now."""
-    base, _ = derive_key(name, set())
-    return derive_key(name, service.keys_starting(session=session, prefix=base))
-
-
-@dataclass
-class OpenSpec:
-    """Everything needed to record a new room (its Teams space already made)."""
-
-    key: str
-    name: str
-    purpose: str | None
-    classification: str
-    timezone: str
-    digest_time: str | None
-    template: Template | None
-    lead_aad_id: str
-    lead_name: str | None
-    tenant_id: str
-    team_id: str | None
-    opened_in_channel: str | None
-    space_kind: str
-    conversation_id: str
-    reference: str
-
-
 @dataclass
 class Opened:
     """A room just opened, with the tasks its template created."""
@@ -88,42 +62,12 @@ class Opened:
     tasks: list[Task] = field(default_factory=list)
 
 
-def open_room(session: Session, spec: OpenSpec, *, now: datetime) -> Opened:
-    """Record the room, its lead as a member, and its template's tasks (due dates fixed now)."""
-    if service.get_by_key(session=session, key=spec.key) is not None:
-        raise RoomError(f"the key {spec.key} was taken a moment ago; please try again")
-    room = Room(
-        key=spec.key, name=spec.name, purpose=spec.purpose, classification=spec.classification,
-        timezone=spec.timezone, digest_time=spec.digest_time,
-        template=spec.template.key if spec.template else None, lead_aad_id=spec.lead_aad_id,
-        lead_name=spec.lead_name, tenant_id=spec.tenant_id, team_id=spec.team_id,
-        opened_in_channel=spec.opened_in_channel, space_kind=spec.space_kind,
-        conversation_id=spec.conversation_id, reference=spec.reference, opened_at=now,
-    )  # fmt: skip
-    session.add(room)
-    session.flush()
-    assert room.id is not None
-    session.add(RoomMember(room_id=room.id, aad_id=spec.lead_aad_id, tenant_id=spec.tenant_id,
-                           name=spec.lead_name, role="lead", joined_at=now))  # fmt: skip
-    tasks = []
-    if spec.template is not None:
-        zone = ZoneInfo(spec.timezone)
-        for number, item in enumerate(spec.template.tasks, start=1):
-            task = Task(room_id=room.id, number=number, title=item.title, priority=item.priority,
-                        due_at=resolve_due(item.due, now=now, tz=zone), shared_with=",".join(item.share),
-                        created_by=spec.lead_aad_id, created_at=now)  # fmt: skip
-            session.add(task)
-            tasks.append(task)
-    session.flush()
-    return Opened(room, tasks)
-
-
 def close_room(session: Session, room_id: int, *, reason: str | None, now: datetime) -> Room:
     """Make the room read-only."""
     room = _load(session, room_id)
     if room.closed:
         raise RoomError(f"{room.key} is already closed")
-    room.status, room.closed_reason, room.closed_at = "closed", reason, now
+    room.status, room.closed_reason, room.closed_at = RoomStatus.CLOSED, reason, now
     session.add(room)
     session.flush()
     return room
@@ -134,7 +78,7 @@ def reopen_room(session: Session, room_id: int) -> Room:
     room = _load(session, room_id)
     if not room.closed:
         raise RoomError(f"{room.key} is open already")
-    room.status, room.closed_reason, room.closed_at = "open", None, None
+    room.status, room.closed_reason, room.closed_at = RoomStatus.OPEN, None, None
     session.add(room)
     session.flush()
     return room
@@ -199,50 +143,44 @@ def _load(session: Session, room_id: int) -> Room:
 
 
 @dataclass
-class Located:
-    """The room a request is about, and the caller's role in it (None: no standing)."""
+class Found:
+    """The room a request is about, the caller's membership of it, and whether it was typed in its space.
+
+    Only fetched: whether the caller may see the room is the policy's decision.
+    """
 
     room: Room | None
-    role: str | None = None
-    joining: bool = False  # an officer acting in the room's space for the first time
+    member: RoomMember | None = None
+    inside: bool = False
+
+
+def find(session: Session, *, conversation_id: str | None, key: str | None, aad_id: str | None) -> Found:
+    """The room named by --room KEY, else the room whose Teams space this conversation is."""
+    room = None
+    if key:
+        room = service.get_by_key(session=session, key=key)
+    elif conversation_id:
+        room = service.get_by_conversation(session=session, conversation_id=conversation_id)
+    if room is None or room.id is None or not room.usable:
+        return Found(None)
+    member = service.member(session=session, room_id=room.id, aad_id=aad_id) if aad_id else None
+    inside = key is None or (conversation_id is not None and service.in_space(room, conversation_id))
+    return Found(room, member, inside)
 
 
 def join(session: Session, room_id: int, *, aad_id: str, tenant_id: str | None, name: str | None,
          now: datetime) -> None:  # fmt: skip
-    """Record an officer as a member of the room (once; a second call does nothing)."""
+    """Record someone as a member of the room (once; a second call does nothing)."""
     if service.member(session=session, room_id=room_id, aad_id=aad_id) is None:
         session.add(RoomMember(room_id=room_id, aad_id=aad_id, tenant_id=tenant_id, name=name,
                                role="member", joined_at=now))  # fmt: skip
         session.flush()
 
 
-def locate(
-    session: Session, *, conversation_id: str | None, key: str | None, aad_id: str | None, kind: str
-) -> Located:
-    """Find the room by --room KEY or by the conversation, as the caller may see it.
-
-    A room named by key that the caller has no standing in is reported as not
-    found, so a refusal never confirms that a room exists.
-    """
-    room = None
-    inside = False
-    if key:
-        room = service.get_by_key(session=session, key=key)
-    elif conversation_id:
-        room = service.get_by_conversation(session=session, conversation_id=conversation_id)
-        inside = room is not None
-    if room is None or room.id is None:
-        return Located(None)
-    role, joining = None, False
-    if aad_id and room.lead_aad_id == aad_id:
-        role = "lead"
-    elif aad_id and (found := service.member(session=session, room_id=room.id, aad_id=aad_id)):
-        role = found.role
-    elif inside and kind == "officer":
-        role, joining = "member", True  # an officer in the room's own Teams space is part of it
-    if role is None and kind != "supervisor":
-        return Located(None)
-    return Located(room, role, joining)
+def notify(session: Session, room: Room, activity: dict[str, Any], *, now: datetime) -> None:
+    """Post into the room's own space after commit (through the outbox, in this transaction)."""
+    outbox.enqueue(session=session, kind="notice", reference=room.reference, room_id=room.id,
+                   tenant_id=room.tenant_id, activity=activity, now=now)  # fmt: skip
 
 
 def orphan(session: Session, room_ids: Sequence[int], *, reason: str) -> list[Room]:

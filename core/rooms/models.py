@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -10,6 +11,15 @@ from sqlmodel import Field, SQLModel
 from core.types import UTCDateTime
 
 CLASSIFICATIONS = ("OFFICIAL", "OFFICIAL-SENSITIVE")
+
+
+class RoomStatus(StrEnum):
+    """A room's life: opening (its card not yet confirmed), open, closed; or cancelled while opening."""
+
+    OPENING = "opening"
+    OPEN = "open"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
 
 
 class Room(SQLModel, table=True):
@@ -31,9 +41,12 @@ class Room(SQLModel, table=True):
     team_id: str | None = Field(default=None, sa_column=Column(String(256), index=True))
     opened_in_channel: str | None = Field(default=None, sa_column=Column(String(256)))
     space_kind: str = Field(sa_column=Column(String(16), nullable=False))  # thread | private | shared
-    conversation_id: str = Field(sa_column=Column(String(512), nullable=False, unique=True))
-    reference: str = Field(sa_column=Column(Text, nullable=False))  # conversation reference, JSON
-    status: str = Field(default="open", sa_column=Column(String(16), nullable=False))
+    # The room's own thread or channel; None while the room is opening.
+    conversation_id: str | None = Field(default=None, sa_column=Column(String(512), unique=True))
+    # Conversation reference (JSON) of the room's space; while opening, of the channel it is opened from.
+    reference: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default=RoomStatus.OPEN, sa_column=Column(String(16), nullable=False))
+    opening_activity: str | None = Field(default=None, sa_column=Column(String(64), unique=True))
     closed_reason: str | None = Field(default=None, sa_column=Column(Text))
     orphaned: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
     orphaned_reason: str | None = Field(default=None, sa_column=Column(Text))
@@ -43,7 +56,12 @@ class Room(SQLModel, table=True):
     @property
     def closed(self) -> bool:
         """A closed room is read-only."""
-        return self.status == "closed"
+        return self.status == RoomStatus.CLOSED
+
+    @property
+    def usable(self) -> bool:
+        """Open or closed: a room that exists for people (not one still opening, nor a cancelled one)."""
+        return self.status in (RoomStatus.OPEN, RoomStatus.CLOSED)
 
 
 class RoomMember(SQLModel, table=True):
@@ -60,3 +78,5 @@ class RoomMember(SQLModel, table=True):
     role: str = Field(sa_column=Column(String(24), nullable=False))  # lead | member | guest_viewer | ...
     agency: str | None = Field(default=None, sa_column=Column(String(64)))
     joined_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    no_export: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))

@@ -9,7 +9,7 @@ from sqlalchemy import case, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from core.rooms.models import Room, RoomMember
+from core.rooms.models import Room, RoomMember, RoomStatus
 from core.tasks.models import Task
 
 
@@ -46,19 +46,30 @@ def members(*, session: Session, room_id: int) -> Sequence[RoomMember]:
     return list(session.exec(stmt))
 
 
-def rooms_of(*, session: Session, aad_id: str, team_id: str | None = None) -> Sequence[Room]:
-    """Rooms someone leads or belongs to, plus open rooms of the team they are asking from."""
-    mine = sa_select(col(RoomMember.room_id)).where(col(RoomMember.aad_id) == aad_id)
-    condition = or_(col(Room.lead_aad_id) == aad_id, col(Room.id).in_(mine))
-    if team_id:
-        condition = or_(condition, (col(Room.team_id) == team_id) & (col(Room.status) == "open"))
-    stmt = select(Room).where(condition).order_by(col(Room.status).desc(), col(Room.key))
-    return list(session.exec(stmt))
+def in_space(room: Room, conversation_id: str) -> bool:
+    """Whether a conversation is the room's own thread, or inside its channel."""
+    if room.conversation_id is None:
+        return False
+    base = conversation_id.split(";", 1)[0]
+    whole_channel = room.space_kind != "thread" and base == room.conversation_id
+    return conversation_id == room.conversation_id or whole_channel
 
 
-def all_rooms(*, session: Session) -> Sequence[Room]:
-    """Every room (supervisors)."""
-    return list(session.exec(select(Room).order_by(col(Room.status).desc(), col(Room.key))))
+def candidates(
+    *, session: Session, aad_id: str, team_id: str | None = None, everything: bool = False
+) -> list[tuple[Room, RoomMember | None]]:
+    """Rooms someone might see (theirs, and the open rooms of the team they ask from; or every room),
+    each with their membership. Opening and cancelled rooms are not rooms yet. The policy decides."""
+    usable = col(Room.status).in_((RoomStatus.OPEN, RoomStatus.CLOSED))
+    theirs = (col(RoomMember.room_id) == col(Room.id)) & (col(RoomMember.aad_id) == aad_id)
+    stmt = select(Room, RoomMember).join(RoomMember, theirs, isouter=True)
+    if not everything:
+        mine = col(RoomMember.id).is_not(None) | (col(Room.lead_aad_id) == aad_id)
+        condition = or_(mine, (col(Room.team_id) == team_id) & (col(Room.status) == RoomStatus.OPEN)) \
+            if team_id else mine  # fmt: skip
+        stmt = stmt.where(condition)
+    stmt = stmt.where(usable).order_by(col(Room.status).desc(), col(Room.key))
+    return [(room, member) for room, member in session.exec(stmt)]
 
 
 def rooms_in_team(*, session: Session, team_id: str) -> Sequence[Room]:

@@ -23,8 +23,10 @@ async def test_old_claims_are_pruned_and_recent_ones_kept(db: Database) -> None:
     assert db.transaction(lambda s: dedupe.seen(session=s, key="b" * 64))
 
 
-async def test_the_scheduler_carries_the_prune_job(db: Database) -> None:
+async def test_the_scheduler_carries_the_prune_and_sweep_jobs(db: Database) -> None:
     scheduler = build_scheduler(db, keep_days=3)
-    [job] = scheduler.get_jobs()
-    assert job.id == "prune-processed" and job.kwargs == {"keep_days": 3}
-    assert job.trigger.interval == timedelta(hours=6)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"prune-processed", "sweep-openings"}
+    assert jobs["prune-processed"].kwargs == {"keep_days": 3}
+    assert jobs["prune-processed"].trigger.interval == timedelta(hours=6)
+    assert jobs["sweep-openings"].trigger.interval == timedelta(minutes=1)

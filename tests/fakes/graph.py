@@ -116,6 +116,8 @@ class FakeGraph(ChannelRoutes):
         self.operations: dict[str, dict[str, Any]] = {}
         self.channel_members: dict[str, list[dict[str, Any]]] = {}
         self._members: dict[str, set[str]] = {}
+        self.users: dict[str, dict[str, Any]] = {}
+        """Directory users by object id (lower case): what GET /users/{id} answers."""
         self._spelling: dict[str, str] = {}
         self._tokens: dict[str, float] = {}
         self._failures: list[_Failure] = []
@@ -146,6 +148,7 @@ class FakeGraph(ChannelRoutes):
         app = web.Application(middlewares=[self._middleware])
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         app.router.add_post("/v1.0/users/{user}/checkMemberGroups", self._check_member_groups)
+        app.router.add_get("/v1.0/users/{user}", self._user)
         self.add_channel_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, access_log=None)
@@ -278,6 +281,19 @@ class FakeGraph(ChannelRoutes):
         return web.json_response(
             {"@odata.context": f"{self.graph_url}/$metadata#Collection(Edm.String)", "value": found}
         )
+
+    def add_user(self, aad_id: str, *, user_type: str, upn: str, mail: str | None = None) -> None:
+        """A directory user; `user_type` is Graph's "Member" or "Guest"."""
+        self.users[aad_id.lower()] = {"id": aad_id, "userType": user_type, "userPrincipalName": upn,
+                                      "mail": mail, "accountEnabled": True}  # fmt: skip
+
+    async def _user(self, request: web.Request) -> web.Response:
+        user = self.users.get(request.match_info["user"].lower())
+        if user is None:
+            return _error(404, "Request_ResourceNotFound", "Resource does not exist.")
+        wanted = request.query.get("$select")
+        body = {k: v for k, v in user.items() if not wanted or k in wanted.split(",")}
+        return web.json_response({"@odata.context": f"{self.graph_url}/$metadata#users/$entity", **body})
 
     async def _unknown(self, request: web.Request) -> web.Response:
         return _error(400, "BadRequest", f"Resource not found for the segment '{request.path}'.")

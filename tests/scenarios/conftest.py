@@ -24,6 +24,7 @@ from tests.fakes.openid import FakeOpenId
 
 BASE_SETTINGS = Settings(
     home_tenant_id=fixtures.HOME_TENANT,
+    home_domains=frozenset({"opsroom.example"}),
     supervisors=frozenset({fixtures.SUPERVISOR_AAD}),
 )
 

@@ -40,7 +40,7 @@ def crashing_router(calls: dict[str, int]) -> Router:
             session.execute(text("INSERT INTO scratch (note) VALUES (:n)"), {"n": args.note})
             raise ValueError("half way")
 
-        await ctx.transact(work)
+        ctx.work.stage(work)
         return Reply(text="never")
 
     @router.command("flaky", action="help", args=NoteArgs)
@@ -53,7 +53,7 @@ def crashing_router(calls: dict[str, int]) -> Router:
         def work(session: Session) -> None:
             session.execute(text("INSERT INTO scratch (note) VALUES (:n)"), {"n": args.note})
 
-        await ctx.transact(work)
+        ctx.work.stage(work)
         return Reply(text=f"noted {args.note}")
 
     return router
@@ -77,7 +77,7 @@ async def test_a_crash_before_any_change_is_answered_and_audited(crashy: Harness
     assert reply.startswith("Sorry, something went wrong and nothing was changed. Reference: `")
     assert "secret" not in reply
     [event] = crashy.audit()
-    assert (event["outcome"], event["detail"]) == ("error", "RuntimeError")
+    assert (event["outcome"], event["detail"]) == ("error", "RuntimeError; identity: member of the force")
 
 
 async def test_a_crash_inside_the_transaction_leaves_no_state(crashy: Harness) -> None:
@@ -85,7 +85,7 @@ async def test_a_crash_inside_the_transaction_leaves_no_state(crashy: Harness) -
     assert result.texts[0].startswith("Sorry, something went wrong")
     assert scratch(crashy.db) == []
     [event] = crashy.audit()
-    assert (event["outcome"], event["detail"]) == ("error", "ValueError")
+    assert (event["outcome"], event["detail"]) == ("error", "ValueError; identity: member of the force")
 
 
 async def test_a_failed_activity_can_be_retried_and_then_acts_once(crashy: Harness) -> None:

@@ -39,8 +39,11 @@ async def test_open_from_a_channel_starts_a_thread_with_the_room_card(rooms: Har
                         "06:45", "thread")  # fmt: skip
     reference = json.loads(room[8])
     assert reference["conversation"]["id"] == thread and reference["serviceUrl"] == rooms.connector.url
-    [event] = rooms.audit()
+    # Two audited steps: the room reserved before anything appears in Teams, then opened.
+    reserved, event = rooms.audit()
+    assert (reserved["action"], reserved["outcome"], reserved["room_key"]) == ("room.open", "opening", "OP-LANTERN")
     assert (event["action"], event["outcome"], event["room_key"]) == ("room.open", "ok", "OP-LANTERN")
+    assert reserved["activity_id"] == event["activity_id"] == result.sent["id"]
     assert json.loads(event["arguments"])["name"] == "Operation Lantern"
 
 
@@ -101,7 +104,7 @@ async def test_close_makes_the_room_read_only_until_reopened(rooms: Harness, db:
     assert rows(db, "SELECT status, closed_reason FROM room") == [("closed", "warrants executed")]
     assert rooms.audit()[-1]["justification"] == "warrants executed"
     before = rows(db, "SELECT * FROM room")
-    for command in ("room lead PC Ben Officer", "room close"):
+    for command in ("room lead ben.officer@opsroom.example", "room close"):
         refused = await rooms.send(in_thread(rooms, thread, command))
         assert refused.texts == ["You can't do that here: the room is closed: it is read-only."]
         assert rooms.audit()[-1]["rule"] == "closed-room-read-only"
@@ -170,15 +173,17 @@ async def test_hand_over_by_email_and_unknown_people(rooms: Harness) -> None:
     ok = await rooms.send(in_thread(rooms, thread, "room lead ben.officer@opsroom.example"))
     assert ok.texts == ["PC Ben Officer now leads **OP-LANTERN**."]
     nobody = await rooms.send(in_thread(rooms, thread, "room lead nobody@nowhere.example", from_=BEN))
-    assert nobody.texts[0].startswith("I can't find nobody@nowhere.example here.")
-    assert rooms.audit()[-1]["outcome"] == "refused"
+    assert nobody.texts == ["You can't do that here: a room's lead must be an officer of this force "
+                            "(I can't find nobody@nowhere.example here: mention them or use their email)."]
+    assert (rooms.audit()[-1]["outcome"], rooms.audit()[-1]["rule"]) == ("denied", "lead-must-be-officer")
 
 
 async def test_a_guest_cannot_be_made_lead(rooms: Harness, db: Database) -> None:
     await open_room(rooms)
     thread = room_thread(rooms)
     result = await rooms.send(in_thread(rooms, thread, f"room lead {fixtures.GUEST_AAD}"))
-    assert result.texts == ["A room's lead must be an officer of this force."]
+    assert result.texts == ["You can't do that here: a room's lead must be an officer of this force."]
+    assert rooms.audit()[-1]["rule"] == "lead-must-be-officer"
     assert rows(db, "SELECT lead_aad_id FROM room") == [(fixtures.OFFICER_AAD,)]
 
 

@@ -20,6 +20,8 @@ from tests.scenarios.rooms_support import in_thread, open_room, rows
 @pytest.fixture
 async def graph() -> AsyncIterator[FakeGraph]:
     async with FakeGraph() as fake:
+        for aad_id, user_type, upn in fixtures.directory():
+            fake.add_user(aad_id, user_type=user_type, upn=upn)
         yield fake
 
 
@@ -75,7 +77,8 @@ async def test_a_team_the_connector_cannot_look_up_is_refused_and_nothing_is_cre
     with_graph.connector.fail_next(9, status, path_contains="/v3/teams/", code="Failed")
     result = await open_room(with_graph, "room open Op Heron --channel private", channelData=data)
     assert result.texts == [answer]
-    assert graph.graph_requests("/channels") == [] and rows(db, "SELECT key FROM room") == []
+    assert graph.graph_requests("/channels") == []
+    assert rows(db, "SELECT key, status FROM room") == [("OP-HERON", "cancelled")]  # reserved, never shown
     event = with_graph.audit()[-1]
     assert (event["action"], event["outcome"]) == ("room.open", "refused")
 
@@ -113,7 +116,8 @@ async def test_a_channel_graph_will_not_create_is_refused_and_leaves_no_room(
     arrange(graph)
     result = await open_room(with_graph, "room open Op Heron --channel shared")
     assert result.texts == [answer]
-    assert rows(db, "SELECT key FROM room") == [] and not with_graph.connector.activities()[:-1]
+    assert rows(db, "SELECT key, status FROM room") == [("OP-HERON", "cancelled")]  # reserved, never shown
+    assert not with_graph.connector.activities()[:-1]
     event = with_graph.audit()[-1]
     assert (event["action"], event["outcome"]) == ("room.open", "refused")
 
@@ -141,7 +145,8 @@ async def test_a_channel_rooms_new_lead_becomes_an_owner_of_its_channel(
     owners = {m["userId"] for m in graph.channel_members[channel] if "owner" in m["roles"]}
     assert owners == {fixtures.OFFICER_AAD, fixtures.OFFICER2_AAD}  # the former lead stays an owner
     event = with_graph.audit()[-1]
-    assert (event["action"], event["outcome"], event["detail"]) == ("room.lead", "ok", "channel owner added")
+    assert (event["action"], event["outcome"]) == ("room.lead", "ok")
+    assert event["detail"] == "channel owner added; identity: member of the force (Graph userType Member)"
     assert rows(db, "SELECT lead_aad_id FROM room") == [(fixtures.OFFICER2_AAD,)]
 
 
@@ -157,7 +162,8 @@ async def test_when_graph_will_not_make_the_lead_an_owner_the_lead_still_changes
     ]
     assert rows(db, "SELECT lead_aad_id FROM room") == [(fixtures.OFFICER2_AAD,)]
     detail = with_graph.audit()[-1]["detail"]
-    assert detail == "channel owner not set: Opsroom's Graph app lacks the ChannelMember.ReadWrite.All permission"
+    assert detail.startswith("channel owner not set: Opsroom's Graph app lacks the ChannelMember.ReadWrite.All "
+                             "permission; identity: ")
 
 
 async def test_a_thread_rooms_new_lead_needs_no_graph(with_graph: Harness, graph: FakeGraph, db: Database) -> None:

@@ -19,6 +19,8 @@ SUPERVISORS_GROUP = "ffffffff-0000-4000-8000-000000000001"
 @pytest.fixture
 async def graph() -> AsyncIterator[FakeGraph]:
     async with FakeGraph() as fake:
+        for aad_id, user_type, upn in fixtures.directory():
+            fake.add_user(aad_id, user_type=user_type, upn=upn)
         fake.add_group_member(SUPERVISORS_GROUP, fixtures.OFFICER2_AAD)
         yield fake
 
@@ -47,7 +49,7 @@ async def test_a_member_of_the_supervisors_group_is_a_supervisor(grouped: Harnes
 
 
 async def test_graph_failure_means_not_a_supervisor(grouped: Harness, graph: FakeGraph) -> None:
-    graph.fail_next(5, 403)
+    graph.fail_next(5, 403, path_contains="checkMemberGroups")
     ben = {"id": fixtures.OFFICER2_ID, "aadObjectId": fixtures.OFFICER2_AAD}
     result = await grouped.say("personal_message", "/help", from_=ben)
     assert "`/audit verify`" not in result.texts[0]
