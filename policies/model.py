@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -64,6 +63,16 @@ class Resource:
     shared_with_caller: bool = False
     has_justification: bool = False
 
+    def facts(self) -> dict[str, str | bool]:
+        """The Cedar context of a decision: every field, "" for none."""
+        return {
+            "room_key": self.room_key or "", "room_closed": self.room_closed, "role": str(self.role or ""),
+            "in_room_space": self.in_room_space, "room_in_team": self.room_in_team,
+            "target_kind": str(self.target_kind or ""), "no_export": self.no_export,
+            "access_expired": self.access_expired, "shared_with_caller": self.shared_with_caller,
+            "has_justification": self.has_justification,
+        }  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -72,25 +81,3 @@ class Decision:
     allowed: bool
     rule: str
     reason: str
-
-
-Condition = Callable[[Principal, Resource], bool]
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A permit or a forbid for some actions, under a condition."""
-
-    id: str
-    effect: str  # "permit" | "forbid"
-    actions: frozenset[str]
-    when: Condition
-    reason: str = ""
-    tags: tuple[str, ...] = field(default=())
-
-    def covers(self, action: str) -> bool:
-        """True when the rule speaks about this action (exact, `group.*` or `*`)."""
-        if "*" in self.actions or action in self.actions:
-            return True
-        group = action.split(".", 1)[0]
-        return f"{group}.*" in self.actions

@@ -1,104 +1,237 @@
-"""The default policy as a decision table (DESIGN.md, "Roles and what they may do")."""
+"""The shipped policy (opsroom.cedar) as a decision table: DESIGN.md, "Roles and what they may do"."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from policies import Decision, Principal, PrincipalKind, Resource, evaluate
-from policies.model import RoomRole, Rule
+from policies import Decision, Policy, Principal, PrincipalKind, Resource, RoomRole, evaluate
 
-OFFICER = Principal("o1", "home", PrincipalKind.OFFICER)
-GUEST = Principal("g1", "other", PrincipalKind.GUEST)
+OFFICER = Principal("o1", "home", PrincipalKind.OFFICER, name="Olu")
 SUPERVISOR = Principal("s1", "home", PrincipalKind.SUPERVISOR)
+GUEST = Principal("g1", "other", PrincipalKind.GUEST, agency="social-care")
 ANONYMOUS = Principal(None, None, PrincipalKind.ANONYMOUS)
+SYSTEM = Principal(None, None, PrincipalKind.SYSTEM)
 
 NONE = Resource(room_key="OP-X")
-MEMBER = Resource(room_key="OP-X", role=RoomRole.MEMBER)
-LEAD = Resource(room_key="OP-X", role=RoomRole.LEAD)
-VIEWER = Resource(room_key="OP-X", role=RoomRole.GUEST_VIEWER, shared_with_caller=True)
-CONTRIB = Resource(room_key="OP-X", role=RoomRole.GUEST_CONTRIBUTOR, shared_with_caller=True)
-CONTRIB_UNSHARED = Resource(room_key="OP-X", role=RoomRole.GUEST_CONTRIBUTOR)
+IN_TEAM = replace(NONE, room_in_team=True)
+IN_SPACE = replace(NONE, in_room_space=True)
+MEMBER = replace(NONE, role=RoomRole.MEMBER)
+LEAD = replace(NONE, role=RoomRole.LEAD)
+VIEWER = replace(NONE, role=RoomRole.GUEST_VIEWER, shared_with_caller=True)
+VIEWER_UNSHARED = replace(NONE, role=RoomRole.GUEST_VIEWER)
+CONTRIB = replace(NONE, role=RoomRole.GUEST_CONTRIBUTOR, shared_with_caller=True)
+CONTRIB_UNSHARED = replace(NONE, role=RoomRole.GUEST_CONTRIBUTOR)
 
-TABLE = [
-    # action, principal, resource, allowed
-    ("help", OFFICER, NONE, True),
-    ("help", GUEST, NONE, True),
-    ("help", ANONYMOUS, NONE, False),
-    ("room.open", OFFICER, NONE, True),
-    ("room.open", SUPERVISOR, NONE, True),
-    ("room.open", GUEST, NONE, False),
-    ("room.status", OFFICER, NONE, False),
-    ("room.status", OFFICER, MEMBER, True),
-    ("room.status", GUEST, VIEWER, True),
-    ("room.status", SUPERVISOR, NONE, True),
-    ("room.close", OFFICER, MEMBER, False),
-    ("room.close", OFFICER, LEAD, True),
-    ("room.close", SUPERVISOR, NONE, True),
-    ("room.close", GUEST, CONTRIB, False),
-    ("agency.add", OFFICER, LEAD, False),
-    ("agency.add", SUPERVISOR, NONE, True),
-    ("invite", OFFICER, MEMBER, False),
-    ("invite", OFFICER, LEAD, True),
-    ("task.add", OFFICER, MEMBER, True),
-    ("task.add", SUPERVISOR, NONE, False),
-    ("task.add", GUEST, CONTRIB, False),
-    ("task.list", GUEST, VIEWER, True),
-    ("task.done", GUEST, VIEWER, False),
-    ("task.done", GUEST, CONTRIB, True),
-    ("task.done", GUEST, CONTRIB_UNSHARED, False),
-    ("task.done", OFFICER, MEMBER, True),
-    ("digest.now", GUEST, VIEWER, True),
-    ("audit.verify", OFFICER, MEMBER, False),
-    ("audit.verify", OFFICER, LEAD, True),
-    ("audit.verify", GUEST, VIEWER, False),
-    ("audit.verify", SUPERVISOR, NONE, True),
-    ("audit.export", SUPERVISOR, Resource(has_justification=True), True),
-    ("audit.export", SUPERVISOR, Resource(has_justification=False), False),
-    ("audit.export", SUPERVISOR, Resource(has_justification=True, no_export=True), False),
-    ("no.such.action", SUPERVISOR, NONE, False),
+
+def closed(r: Resource) -> Resource:
+    return replace(r, room_closed=True)
+
+
+def expired(r: Resource) -> Resource:
+    return replace(r, access_expired=True)
+
+
+def naming(r: Resource, kind: str | None) -> Resource:
+    return replace(r, target_kind=kind)
+
+
+JUSTIFIED = Resource(has_justification=True)
+
+# (who, action, facts, allowed, deciding rule)
+TABLE: list[tuple[Principal, str, Resource, bool, str]] = [
+    # help: anyone identified
+    (OFFICER, "help", NONE, True, "help-anyone"),
+    (GUEST, "help", NONE, True, "help-anyone"),
+    (SYSTEM, "help", NONE, True, "help-anyone"),
+    (ANONYMOUS, "help", NONE, False, "anonymous-nothing"),
+    (GUEST, "help", expired(VIEWER), False, "guest-access-expired"),
+    # room open / list own / agencies list: officers and supervisors
+    (OFFICER, "room.open", NONE, True, "officer-open-list"),
+    (SUPERVISOR, "room.open", NONE, True, "officer-open-list"),
+    (GUEST, "room.open", CONTRIB, False, "default-deny"),
+    (SYSTEM, "room.open", NONE, False, "default-deny"),
+    (ANONYMOUS, "room.open", NONE, False, "anonymous-nothing"),
+    (OFFICER, "room.list", NONE, True, "officer-open-list"),
+    (GUEST, "room.list", NONE, False, "default-deny"),
+    (OFFICER, "agency.list", NONE, True, "officer-open-list"),
+    (GUEST, "agency.list", VIEWER, False, "default-deny"),
+    (SUPERVISOR, "room.list_all", NONE, True, "supervisor-lists-all-rooms"),
+    (OFFICER, "room.list_all", LEAD, False, "default-deny"),
+    # room status: anyone in the room, supervisors; still readable when closed
+    (OFFICER, "room.status", NONE, False, "default-deny"),
+    (OFFICER, "room.status", MEMBER, True, "room-status-member"),
+    (OFFICER, "room.status", closed(LEAD), True, "room-status-member"),
+    (GUEST, "room.status", VIEWER, True, "room-status-member"),
+    (GUEST, "room.status", expired(CONTRIB), False, "guest-access-expired"),
+    (SUPERVISOR, "room.status", NONE, True, "room-status-member"),
+    (ANONYMOUS, "room.status", MEMBER, False, "anonymous-nothing"),
+    # room close / reopen / lead, digest at/off: the lead, supervisors
+    (OFFICER, "room.close", MEMBER, False, "default-deny"),
+    (OFFICER, "room.close", LEAD, True, "lead-manages-room"),
+    (SUPERVISOR, "room.close", NONE, True, "lead-manages-room"),
+    (GUEST, "room.close", CONTRIB, False, "default-deny"),
+    (OFFICER, "room.close", closed(LEAD), False, "closed-room-read-only"),
+    (OFFICER, "room.reopen", closed(LEAD), True, "lead-manages-room"),
+    (OFFICER, "room.reopen", closed(MEMBER), False, "default-deny"),
+    (SUPERVISOR, "room.reopen", closed(NONE), True, "lead-manages-room"),
+    (OFFICER, "room.lead", naming(LEAD, "officer"), True, "lead-manages-room"),
+    (OFFICER, "room.lead", naming(LEAD, "supervisor"), True, "lead-manages-room"),
+    (SUPERVISOR, "room.lead", naming(NONE, "officer"), True, "lead-manages-room"),
+    (OFFICER, "room.lead", naming(LEAD, "guest"), False, "lead-must-be-officer"),
+    (SUPERVISOR, "room.lead", naming(NONE, "guest"), False, "lead-must-be-officer"),
+    (OFFICER, "room.lead", LEAD, False, "lead-must-be-officer"),
+    (OFFICER, "room.lead", naming(MEMBER, "officer"), False, "default-deny"),
+    (OFFICER, "room.lead", closed(naming(LEAD, "officer")), False, "closed-room-read-only"),
+    # two forbids: the first in the file decides
+    (OFFICER, "room.lead", closed(naming(LEAD, "guest")), False, "closed-room-read-only"),
+    (OFFICER, "digest.at", LEAD, True, "lead-manages-room"),
+    (OFFICER, "digest.at", MEMBER, False, "default-deny"),
+    (OFFICER, "digest.off", closed(LEAD), False, "closed-room-read-only"),
+    (SUPERVISOR, "digest.off", NONE, True, "lead-manages-room"),
+    # invite / revoke / access: the lead, supervisors
+    (OFFICER, "invite", MEMBER, False, "default-deny"),
+    (OFFICER, "invite", LEAD, True, "lead-manages-room"),
+    (OFFICER, "invite", closed(LEAD), False, "closed-room-read-only"),
+    (SUPERVISOR, "invite", NONE, True, "lead-manages-room"),
+    (GUEST, "invite", CONTRIB, False, "default-deny"),
+    (OFFICER, "revoke", LEAD, True, "lead-manages-room"),
+    (OFFICER, "revoke", MEMBER, False, "default-deny"),
+    (OFFICER, "access", LEAD, True, "lead-manages-room"),
+    (OFFICER, "access", closed(LEAD), True, "lead-manages-room"),
+    (OFFICER, "access", MEMBER, False, "default-deny"),
+    (GUEST, "access", VIEWER, False, "default-deny"),
+    # agency add: supervisors only
+    (OFFICER, "agency.add", LEAD, False, "default-deny"),
+    (SUPERVISOR, "agency.add", NONE, True, "supervisor-agencies"),
+    # task add / assign / reopen: officers in the room
+    (OFFICER, "task.add", MEMBER, True, "member-tasking"),
+    (OFFICER, "task.add", LEAD, True, "member-tasking"),
+    (OFFICER, "task.add", NONE, False, "default-deny"),
+    (OFFICER, "task.add", closed(MEMBER), False, "closed-room-read-only"),
+    (SUPERVISOR, "task.add", NONE, False, "default-deny"),
+    (GUEST, "task.add", CONTRIB, False, "default-deny"),
+    (OFFICER, "task.assign", MEMBER, True, "member-tasking"),
+    (GUEST, "task.assign", VIEWER, False, "default-deny"),
+    (OFFICER, "task.reopen", LEAD, True, "member-tasking"),
+    (OFFICER, "task.reopen", closed(LEAD), False, "closed-room-read-only"),
+    # task list / show: officers in the room, supervisors, guests what is shared with them
+    (OFFICER, "task.list", MEMBER, True, "member-reads-tasks"),
+    (SUPERVISOR, "task.list", NONE, True, "member-reads-tasks"),
+    (OFFICER, "task.list", NONE, False, "default-deny"),
+    (GUEST, "task.list", VIEWER_UNSHARED, True, "guest-reads-shared"),
+    (GUEST, "task.list", NONE, False, "default-deny"),
+    (GUEST, "task.list", expired(VIEWER), False, "guest-access-expired"),
+    (OFFICER, "task.show", closed(MEMBER), True, "member-reads-tasks"),
+    (GUEST, "task.show", VIEWER, True, "guest-reads-shared"),
+    (GUEST, "task.show", VIEWER_UNSHARED, False, "default-deny"),
+    (GUEST, "task.show", CONTRIB, True, "guest-reads-shared"),
+    # task done / note: officers in the room, contributors on what is shared with them
+    (OFFICER, "task.done", MEMBER, True, "member-updates-tasks"),
+    (GUEST, "task.done", VIEWER, False, "default-deny"),
+    (GUEST, "task.done", CONTRIB, True, "guest-contributor-updates-shared"),
+    (GUEST, "task.done", CONTRIB_UNSHARED, False, "default-deny"),
+    (GUEST, "task.done", closed(CONTRIB), False, "closed-room-read-only"),
+    (GUEST, "task.done", expired(CONTRIB), False, "guest-access-expired"),
+    (SUPERVISOR, "task.done", NONE, False, "default-deny"),
+    (OFFICER, "task.note", LEAD, True, "member-updates-tasks"),
+    (GUEST, "task.note", CONTRIB, True, "guest-contributor-updates-shared"),
+    # digest now: the room, guests in their scope, supervisors; the scheduler goes elsewhere
+    (OFFICER, "digest.now", MEMBER, True, "member-digest"),
+    (SUPERVISOR, "digest.now", NONE, True, "member-digest"),
+    (GUEST, "digest.now", VIEWER_UNSHARED, True, "guest-reads-shared"),
+    (OFFICER, "digest.now", NONE, False, "default-deny"),
+    (SYSTEM, "digest.now", MEMBER, False, "default-deny"),
+    # audit, audit verify: a lead in their room, supervisors
+    (OFFICER, "audit.query", LEAD, True, "lead-audits-own-room"),
+    (OFFICER, "audit.query", MEMBER, False, "default-deny"),
+    (SUPERVISOR, "audit.query", NONE, True, "supervisor-audits"),
+    (OFFICER, "audit.verify", LEAD, True, "lead-audits-own-room"),
+    (OFFICER, "audit.verify", closed(LEAD), True, "lead-audits-own-room"),
+    (GUEST, "audit.verify", VIEWER, False, "default-deny"),
+    (SUPERVISOR, "audit.verify", NONE, True, "supervisor-audits"),
+    # audit export: supervisors, with a reason, never under no-export
+    (SUPERVISOR, "audit.export", JUSTIFIED, True, "supervisor-audits"),
+    (SUPERVISOR, "audit.export", Resource(), False, "export-needs-reason"),
+    (SUPERVISOR, "audit.export", replace(JUSTIFIED, no_export=True), False, "no-export"),
+    (SUPERVISOR, "audit.export", Resource(no_export=True), False, "no-export"),
+    (OFFICER, "audit.export", replace(LEAD, has_justification=True), False, "default-deny"),
+    # room.see: may the caller learn the room exists
+    (SUPERVISOR, "room.see", NONE, True, "supervisor-sees-rooms"),
+    (SUPERVISOR, "room.see", MEMBER, True, "supervisor-sees-rooms"),
+    (OFFICER, "room.see", NONE, False, "default-deny"),
+    (OFFICER, "room.see", IN_TEAM, True, "officer-sees-team-rooms"),
+    (OFFICER, "room.see", IN_SPACE, True, "officer-sees-team-rooms"),
+    (OFFICER, "room.see", MEMBER, True, "member-sees-room"),
+    (OFFICER, "room.see", closed(LEAD), True, "member-sees-room"),
+    (GUEST, "room.see", VIEWER_UNSHARED, True, "member-sees-room"),
+    (GUEST, "room.see", IN_TEAM, False, "default-deny"),
+    (GUEST, "room.see", IN_SPACE, False, "default-deny"),
+    (GUEST, "room.see", expired(CONTRIB), False, "guest-access-expired"),
+    (SYSTEM, "room.see", IN_TEAM, False, "default-deny"),
+    (ANONYMOUS, "room.see", replace(MEMBER, room_in_team=True), False, "anonymous-nothing"),
+    # room.join: an officer working in the room's own thread or channel
+    (OFFICER, "room.join", IN_SPACE, True, "officer-joins-in-room-space"),
+    (OFFICER, "room.join", replace(IN_SPACE, role=RoomRole.MEMBER), False, "default-deny"),
+    (OFFICER, "room.join", IN_TEAM, False, "default-deny"),
+    (GUEST, "room.join", IN_SPACE, False, "default-deny"),
+    (SUPERVISOR, "room.join", IN_SPACE, False, "default-deny"),
+    # Teams events: any identified sender
+    (SYSTEM, "event.installed", NONE, True, "system-events"),
+    (OFFICER, "event.uninstalled", NONE, True, "system-events"),
+    (GUEST, "event.members_changed", NONE, True, "system-events"),
+    (SUPERVISOR, "event.installation_update", NONE, True, "system-events"),
+    (OFFICER, "event.installation_add", NONE, True, "system-events"),
+    (SYSTEM, "event.installation_remove", NONE, True, "system-events"),
+    (ANONYMOUS, "event.installed", NONE, False, "anonymous-nothing"),
+    # what no request may name
+    (SUPERVISOR, "no.such.action", NONE, False, "unknown-action"),
+    (SYSTEM, "event", NONE, False, "unknown-action"),
 ]
 
 
-@pytest.mark.parametrize(("action", "principal", "resource", "allowed"), TABLE)
-def test_default_policy(action: str, principal: Principal, resource: Resource, allowed: bool) -> None:
-    decision = evaluate(principal, action, resource)
-    assert decision.allowed is allowed, decision
-    assert decision.rule
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return Policy.load()
 
 
-def test_closed_room_refuses_mutations_even_for_the_lead() -> None:
-    closed = Resource(room_key="OP-X", role=RoomRole.LEAD, room_closed=True)
-    decision = evaluate(OFFICER, "task.add", closed)
-    assert decision == Decision(False, "closed-room-read-only", "the room is closed: it is read-only")
-    assert evaluate(OFFICER, "room.status", closed).allowed
-    assert evaluate(OFFICER, "room.reopen", closed).allowed
+@pytest.mark.parametrize(("who", "action", "facts", "allowed", "rule"), TABLE)
+def test_default_policy(policy: Policy, who: Principal, action: str, facts: Resource, allowed: bool,
+                        rule: str) -> None:  # fmt: skip
+    decision = policy.decide(who, action, facts)
+    assert (decision.allowed, decision.rule) == (allowed, rule), decision
 
 
-def test_expired_guest_access_denies_everything() -> None:
-    expired = Resource(room_key="OP-X", role=RoomRole.GUEST_VIEWER, access_expired=True)
-    decision = evaluate(GUEST, "task.list", expired)
-    assert not decision.allowed and decision.rule == "guest-access-expired"
+def test_every_rule_of_the_file_decides_some_row(policy: Policy) -> None:
+    assert {r.id for r in policy.rules} <= {row[4] for row in TABLE}
 
 
-def test_default_deny_names_its_rule() -> None:
-    assert evaluate(OFFICER, "room.close", MEMBER).rule == "default-deny"
+def test_the_reason_shown_is_the_deciding_rules(policy: Policy) -> None:
+    assert policy.decide(OFFICER, "task.add", closed(LEAD)) == Decision(
+        False, "closed-room-read-only", "the room is closed: it is read-only"
+    )
+    assert policy.decide(OFFICER, "room.lead", naming(LEAD, "guest")).reason == (
+        "a room's lead must be an officer of this force"
+    )
+    assert policy.decide(OFFICER, "room.close", MEMBER) == Decision(
+        False, "default-deny", "no rule allows this"
+    )
 
 
-def test_forbid_beats_permit_whatever_the_order() -> None:
-    permit = Rule("p", "permit", frozenset({"x"}), lambda p, r: True)
-    forbid = Rule("f", "forbid", frozenset({"x"}), lambda p, r: True, "no")
-    assert evaluate(OFFICER, "x", NONE, rules=(permit, forbid)) == Decision(False, "f", "no")
+def test_the_module_function_uses_the_shipped_policy() -> None:
+    assert evaluate(OFFICER, "room.open") == Decision(
+        True, "officer-open-list", "officers open and list rooms"
+    )
+    assert evaluate(GUEST, "task.list", expired(VIEWER)).rule == "guest-access-expired"
+    assert evaluate(OFFICER, "room.status").rule == "default-deny"
 
 
-def test_an_error_while_evaluating_denies() -> None:
-    def broken(p: Principal, r: Resource) -> bool:
-        raise RuntimeError("bad rule")
-
-    rules = (Rule("p", "permit", frozenset({"x"}), lambda p, r: True), Rule("b", "forbid", frozenset({"x"}), broken))
-    decision = evaluate(OFFICER, "x", NONE, rules=rules)
-    assert not decision.allowed and decision.rule == "evaluation-error"
-
-
-def test_group_wildcards_cover_their_actions() -> None:
-    rule = Rule("p", "permit", frozenset({"event.*"}), lambda p, r: True)
-    assert rule.covers("event.installed") and not rule.covers("events.x")
+def test_many_decisions_match_one_at_a_time(policy: Policy) -> None:
+    rooms = [("room.see", replace(NONE, room_key=f"OP-{i}", room_in_team=i % 3 == 0, role=RoomRole.MEMBER
+                                  if i % 5 == 0 else None)) for i in range(50)]  # fmt: skip
+    mixed = [*rooms, ("help", NONE), ("nope", NONE), ("task.add", closed(MEMBER)), ("room.open", NONE)]
+    many = policy.decide_many(OFFICER, mixed)
+    assert many == [policy.decide(OFFICER, action, facts) for action, facts in mixed]
+    assert sum(d.allowed for d in many[:50]) == len([i for i in range(50) if i % 3 == 0 or i % 5 == 0])
+    assert policy.decide_many(OFFICER, []) == []
