@@ -1,4 +1,7 @@
-"""`python -m bot serve | db upgrade | audit verify [--checkpoint FILE] | teams-app --host HOST`."""
+"""`python -m bot serve | db upgrade | audit verify [--checkpoint FILE] | teams-app --host HOST`.
+
+`python -m bot policy check FILE` checks a policy file before it is deployed.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from aiohttp import web
 from bot import logs, manifest
 from bot.app import create_app
 from bot.config import Settings, SettingsError, load
+from bot.policy_actions import required_actions
 from core import schema
 from core.audit import checkpoint
 from core.audit.chain import Checkpoint
@@ -19,6 +23,7 @@ from core.audit.verify import verify as parallel_verify
 from core.db import Database
 from core.rooms.templates import TemplateError
 from dialogs.commands import build_router
+from policies import Policy, PolicyError
 
 log = logging.getLogger("bot")
 
@@ -41,12 +46,18 @@ def _parser() -> argparse.ArgumentParser:
     app.add_argument("--website", default="", help="https URL of the publisher (default: https://HOST/)")
     app.add_argument("--privacy", default="", help="https URL of the privacy notice (default: the website)")
     app.add_argument("--terms", default="", help="https URL of the terms of use (default: the website)")
+    policy_parser = sub.add_parser("policy", help="the Cedar policy")
+    policy = policy_parser.add_subparsers(dest="policy_command", required=True)
+    check = policy.add_parser("check", help="check a policy file against the schema and the bot's actions")
+    check.add_argument("file", type=Path, help="the .cedar file")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = _parser().parse_args(argv)
+    if args.command == "policy":
+        return policy_check(args.file)
     try:
         settings = load()
     except SettingsError as exc:
@@ -79,6 +90,18 @@ def teams_app(settings: Settings, args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(data)
     print(f"wrote {args.out}: upload it in Teams (Apps > Manage your apps > Upload an app)")
+    return 0
+
+
+def policy_check(file: Path) -> int:
+    """Check a policy file as the bot would load it; 0 when usable, 1 with the file and line when not."""
+    try:
+        policy = Policy.load(file)
+        policy.check_actions(required_actions())
+    except PolicyError as exc:
+        print(f"policy BROKEN: {exc}")
+        return 1
+    print(f"policy OK: {len(policy)} policies")
     return 0
 
 

@@ -75,3 +75,33 @@ def test_serve_refuses_a_bad_room_template(tmp_path: Path) -> None:
     result = run("serve", env=env)
     assert result.returncode == 2
     assert "bad room template" in result.stderr and "broken.toml: classification: " in result.stderr
+
+
+def test_policy_check_accepts_the_shipped_policy_and_names_the_line_of_a_broken_one(tmp_path: Path) -> None:
+    shipped = ROOT / "policies" / "opsroom.cedar"
+    ok = run("policy", "check", str(shipped))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith("policy OK: ") and ok.stdout.strip().endswith(" policies")
+
+    broken = tmp_path / "broken.cedar"
+    broken.write_text(shipped.read_text().replace("when { context.room_closed };", "when { context.room_closed ;", 1))
+    line = 1 + shipped.read_text().split("when { context.room_closed };")[0].count("\n")
+    bad = run("policy", "check", str(broken))
+    assert bad.returncode == 1
+    assert f"{broken}:{line}: unexpected token `;`" in bad.stdout
+
+    unknown = tmp_path / "unknown.cedar"
+    unknown.write_text(shipped.read_text().replace("context.no_export", "context.no_exports", 1))
+    line = 1 + shipped.read_text().split("context.no_export")[0].count("\n")
+    bad = run("policy", "check", str(unknown))
+    assert bad.returncode == 1 and f"{unknown}:{line}: " in bad.stdout and "no_exports" in bad.stdout
+
+
+def test_policy_check_refuses_a_policy_silent_about_an_action_the_bot_uses(tmp_path: Path) -> None:
+    text = (ROOT / "policies" / "opsroom.cedar").read_text()
+    start = text.index('@id("supervisor-lists-all-rooms")')
+    silent = tmp_path / "silent.cedar"
+    silent.write_text(text[:start] + text[text.index("};", start) + 2 :])
+    result = run("policy", "check", str(silent))
+    assert result.returncode == 1
+    assert 'no policy mentions the action "room.list_all"' in result.stdout
