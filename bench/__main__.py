@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only http|audit|verify|startup]`: measure, then write the report.
+"""`python -m bench [--quick] [--only http|audit|verify|startup|policy]`: measure, then write the report.
 
 Results are merged into var/bench/results.json (a part run alone keeps the
 others' figures, each with the date it was measured) and rendered to
@@ -24,11 +24,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import audit, load, procs, report
+from bench import audit, load, policy, procs, report
 
-PARTS = ("http", "audit", "verify", "startup")
+PARTS = ("http", "audit", "verify", "startup", "policy")
 PACKAGES = ("botbuilder-core", "botbuilder-integration-aiohttp", "aiohttp", "SQLAlchemy", "sqlmodel",
-            "psycopg", "alembic")  # fmt: skip
+            "psycopg", "alembic", "cedarpy")  # fmt: skip
 
 
 def _env(name: str, default: str) -> str:
@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                        warmup=min(lcfg.warmup, 50), connector_seconds=1.5)  # fmt: skip
         acfg = replace(acfg, appends=min(acfg.appends, 300), append_seconds=1.5, writers=(1, 8),
                        events=min(acfg.events, 100_000), verify_runs=1, query_runs=5)  # fmt: skip
+    pcfg = policy.PolicyConfig()
+    if args.quick:
+        pcfg = policy.PolicyConfig(decisions=2_000, warmup=200, batches=30)
     store = procs.ROOT / "var" / "bench" / ("results-quick.json" if args.quick else "results.json")
     default_out = "var/bench/PERFORMANCE-quick.md" if args.quick else "docs/PERFORMANCE.md"
     out: Path = args.out or procs.ROOT / default_out
@@ -145,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         steps: dict[str, Callable[[], Any]] = {"startup": lambda: procs.measure_startup(work),
                  "http": lambda: load.run_http(lcfg, work),
                  "audit": lambda: audit.run_appends(acfg, work),
-                 "verify": lambda: audit.run_verify(acfg)}  # fmt: skip
-        for part in ("startup", "http", "audit", "verify"):
+                 "verify": lambda: audit.run_verify(acfg),
+                 "policy": lambda: policy.run(pcfg)}  # fmt: skip
+        for part in ("startup", "http", "audit", "verify", "policy"):
             if part not in parts:
                 continue
             print(f"== {part}", flush=True)

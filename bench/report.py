@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench import policy
+
 NOTES = """\
 ## Reading the figures
 
@@ -27,7 +29,7 @@ HOW_TO = """\
 ```sh
 make bench                                  # = .venv/bin/python -m bench: every part, writes this file
 .venv/bin/python -m bench --quick           # smoke run (< 2 min), writes var/bench/PERFORMANCE-quick.md
-.venv/bin/python -m bench --only http       # one part (http, audit, verify, startup); the others are
+.venv/bin/python -m bench --only http       # one part (http, audit, verify, startup, policy); the others are
                                             # kept from var/bench/results.json with their own dates
 .venv/bin/python -m bench --help            # loads, client counts, connector, event count, output path
 ```
@@ -51,6 +53,8 @@ make bench                                  # = .venv/bin/python -m bench: every
   (key: digest of migrations, audit models, chain code and generator; delete the file to rebuild),
   then `core.audit.service.verify` and the `/audit` query, read-only, in the bench process.
   "Since 7 days ago" is 7 days before the newest event, so the cached file stays meaningful.
+- **Policy decisions**: `Policy.load()` of the shipped `policies/opsroom.cedar`, then `Policy.decide`
+  on a mix of requests and `Policy.decide_many` on 50 `room.see` requests, in the bench process.
 - Nothing here asserts a target: a benchmark reports. Figures move with the machine and its load.
 """
 
@@ -99,6 +103,8 @@ def summary(results: dict[str, Any]) -> list[str]:
     idle = _idle_rss(results, "opsroom")
     if idle is not None:
         rows.append(f"| RSS < 150 MB idle | {idle:.1f} MB | {_met(idle < 150)} |")
+    if results.get("policy"):
+        rows.append(policy.summary_row(results["policy"]))
     return rows
 
 
@@ -234,7 +240,8 @@ def render(results: dict[str, Any]) -> str:
            "## Summary", "", *_contention(results), *summary(results), ""]  # fmt: skip
     parts = (("http", "## `/api/messages`: opsroom's full pipeline and the sample echo bot", http_section),
              ("audit", "## Durable audit appends", audit_section),
-             ("verify", "## Chain verification and the `/audit` query", verify_section))  # fmt: skip
+             ("verify", "## Chain verification and the `/audit` query", verify_section),
+             ("policy", "## Policy decisions (Cedar)", policy.section))  # fmt: skip
     for key, title, render_part in parts:
         if results.get(key):
             out += [title, "", _measured(results, key), "", *render_part(results[key]), ""]
