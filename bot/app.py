@@ -23,9 +23,11 @@ from bot.graph import GraphClient
 from bot.handler import OpsroomBot
 from bot.identity import Identity, conversation_of
 from bot.outbound import Outbound
+from bot.outbox_http import ConnectorPost, connector_for
 from bot.pipeline import Pipeline
-from bot.routing import EVENT_ACTIONS
+from bot.policy_actions import required_actions
 from bot.scheduler import build_scheduler
+from bot.sender import OutboxSender
 from core import schema
 from core.audit import flows
 from core.audit.models import Actor, EventDraft, Where
@@ -53,6 +55,8 @@ class Runtime:
     owns_db: bool
     outbound: Outbound
     """Pooled connector/user-token clients, credentials and tokens, and the one outbound HTTP session."""
+    sender: OutboxSender
+    """Delivers the outbox after commit: every post that is not a direct reply."""
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -87,17 +91,16 @@ def build_runtime(
     identity = Identity(settings, graph)
     commands = router or build_router()
     policy = Policy.load(Path(settings.policy_file) if settings.policy_file else None)
-    policy.check_actions(_required_actions(commands))
+    policy.check_actions(required_actions(commands))
+    now = clock or (lambda: datetime.now(UTC))
+    # The sender reads the same clock the pipeline stamps outbox rows with.
+    post = ConnectorPost(outbound, connector_for(auth, settings.app_id or None))
+    sender = OutboxSender(database, post, clock=now)
     pipeline = Pipeline(db=database, identity=identity, router=commands, policy=policy, loaders=LOADERS,
-                        clock=clock or (lambda: datetime.now(UTC)))  # fmt: skip
+                        clock=now, after_commit=sender.wake)  # fmt: skip
     bot = OpsroomBot(pipeline, graph=graph, templates=templates, timezone=settings.timezone)
-    return Runtime(settings, database, auth, adapter, bot, graph, owns_db=db is None, outbound=outbound)
-
-
-def _required_actions(router: Router) -> set[str]:
-    """Every action the bot asks the policy about: its commands' and the pipeline's own."""
-    actions = {command.action for command in router.commands()} | {"room.list_all", "room.see", "room.join"}
-    return actions | set(EVENT_ACTIONS)
+    return Runtime(settings, database, auth, adapter, bot, graph, owns_db=db is None, outbound=outbound,
+                   sender=sender)  # fmt: skip
 
 
 def create_app(
@@ -120,10 +123,13 @@ def create_app(
 
 async def _startup(app: web.Application) -> None:
     runtime = app[RUNTIME]
-    scheduler = build_scheduler(runtime.db, keep_days=runtime.settings.dedupe_days)
+    await runtime.outbound.start()  # the shared aiohttp session must be made inside the running loop
+    await runtime.sender.start()
+    pipeline = runtime.bot.pipeline
+    scheduler = build_scheduler(runtime.db, keep_days=runtime.settings.dedupe_days, clock=pipeline.clock,
+                                wake=runtime.sender.wake)  # fmt: skip
     scheduler.start()
     app[SCHEDULER] = scheduler
-    await runtime.outbound.start()  # the shared aiohttp session must be made inside the running loop
     if runtime.settings.local_mode:
         log.warning(
             "LOCAL MODE: MicrosoftAppId is not set, so requests to /api/messages are NOT "
@@ -138,6 +144,7 @@ async def _cleanup(app: web.Application) -> None:
     runtime = app[RUNTIME]
     if SCHEDULER in app:
         app[SCHEDULER].shutdown(wait=False)
+    await runtime.sender.stop()
     await runtime.outbound.close()
     if runtime.graph is not None:
         await runtime.graph.close()

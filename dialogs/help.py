@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from dialogs.context import CommandContext, Reply
 from dialogs.parsing import Args
 from dialogs.registry import Command, Router
+from policies import Resource
 
 
 class HelpArgs(Args):
@@ -23,7 +25,7 @@ def register(root: Router) -> None:
     async def help_command(ctx: CommandContext, args: HelpArgs) -> Reply:
         """Show the commands you may run, or how to use one: /help audit verify."""
         commands = root.commands()
-        decisions = ctx.may_all([(c.action, ctx.resource) for c in commands])
+        decisions = ctx.may_all([(c.action, _as_if_valid(ctx, c)) for c in commands])
         allowed = [c for c, decision in zip(commands, decisions, strict=True) if decision.allowed]
         if not args.command:
             return Reply(text=_listing(allowed, heading="Commands you can run here:"))
@@ -36,6 +38,14 @@ def register(root: Router) -> None:
         if group:
             return Reply(text=_listing(group, heading=f"**/{wanted}** commands you can run:"))
         return Reply(text=f"There is no command `/{wanted}` you can run here. Try `/help`.")
+
+
+def _as_if_valid(ctx: CommandContext, command: Command) -> Resource:
+    """The facts to list a command under: the request's, and for a command that names a person, as if it
+    named an officer (whom it names is only known once it is run)."""
+    if any(fact.startswith("person:") for fact in command.facts):
+        return replace(ctx.resource, target_kind="officer")
+    return ctx.resource
 
 
 def _listing(commands: list[Command], *, heading: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -90,6 +91,18 @@ class Harness:
     async def say(self, fixture: str, text: str | None = None, **overrides: Any) -> Exchange:
         """Send a fixture activity, optionally with other text."""
         return await self.send(self.activity(fixture, text, **overrides))
+
+    async def posted_to(self, conversation_id: str, count: int = 1, timeout: float = 5.0) -> list[PostedActivity]:
+        """New posts (not replies) into a conversation: the outbox sender makes them after the commit,
+        so wait until `count` have arrived (or the timeout), then return them all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            found = [a for a in self.connector.activities() if a.conversation_id == conversation_id
+                     and a.kind == "send"]  # fmt: skip
+            if len(found) >= count or loop.time() > deadline:
+                return found
+            await asyncio.sleep(0.01)
 
     def audit(self) -> list[dict[str, Any]]:
         """Every audit event, in order."""

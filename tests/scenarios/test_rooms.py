@@ -129,7 +129,7 @@ async def test_closing_from_elsewhere_also_posts_in_the_room(rooms: Harness) -> 
     await open_room(rooms)
     thread = room_thread(rooms)
     result = await rooms.say("personal_message", "/room close --room OP-LANTERN")
-    posted = [a for a in rooms.connector.activities() if a.conversation_id == thread and a.kind == "send"]
+    posted = await rooms.posted_to(thread)
     assert len(posted) == 1 and posted[0]["attachments"][0]["content"]["body"][1]["text"].endswith("is closed")
     [own] = [r for r in result.replies if r.kind == "reply"]
     assert own.conversation_id == fixtures.PERSONAL_CONVERSATION_ID
@@ -144,7 +144,7 @@ async def test_a_room_on_another_service_url_is_posted_to_there(
     thread = room_thread(rooms)
     elsewhere = fixtures.load("personal_message", service_url=other_connector.url, text="/room close --room OP-LANTERN")
     await rooms.send(elsewhere)
-    posted = [a for a in rooms.connector.activities() if a.conversation_id == thread and a.kind == "send"]
+    posted = await rooms.posted_to(thread)
     assert len(posted) == 1 and posted[0]["attachments"][0]["content"]["body"][1]["text"].endswith("is closed")
     [own] = [a for a in other_connector.activities() if a.kind == "reply"]
     assert own.conversation_id == fixtures.PERSONAL_CONVERSATION_ID
@@ -210,3 +210,12 @@ async def test_a_guest_in_the_thread_does_not_join(rooms: Harness, db: Database)
     assert result.texts == ["This command acts on a room: use it inside a room's thread, or add `--room KEY`. "
                             "You are not in any open room."]  # fmt: skip
     assert rows(db, "SELECT count(*) FROM room_member") == [(1,)]
+
+
+async def test_help_in_a_room_lists_what_its_lead_and_members_may_run(rooms: Harness) -> None:
+    await open_room(rooms)
+    thread = room_thread(rooms)
+    lead = await rooms.send(in_thread(rooms, thread, "help"))
+    member = await rooms.send(in_thread(rooms, thread, "help", from_=BEN))
+    assert "`/room lead`" in lead.texts[0] and "`/room close`" in lead.texts[0]
+    assert "`/room lead`" not in member.texts[0] and "`/room status`" in member.texts[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 
 import pytest
@@ -163,8 +162,13 @@ async def test_a_proactive_post_that_gets_404_orphans_the_room(rooms: Harness, d
     rooms.connector.fail_next(1, 404, path_contains=thread.split(";")[0], code="ConversationNotFound")
     result = await rooms.say("personal_message", "/room close --room OP-LANTERN")
     assert result.replies and result.replies[-1].kind == "reply"
+    for _ in range(500):  # the outbox sender posts after the commit, then records the 404
+        if rows(db, "SELECT orphaned FROM room") == [(True,)]:
+            break
+        await asyncio.sleep(0.01)
     assert rows(db, "SELECT status, orphaned FROM room") == [("closed", True)]
     assert [e["action"] for e in rooms.audit()][-2:] == ["room.close", "room.orphaned"]
+    assert rows(db, "SELECT status FROM outbox_message") == [("dead",)]
 
 
 async def test_ten_opens_racing_for_one_name_each_get_the_next_free_key_and_one_card(
