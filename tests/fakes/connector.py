@@ -18,7 +18,9 @@ percent-encoded in the path; every path segment is decoded individually, so
 ``RecordedRequest.conversation_id`` is always the plain id.
 
 The service never checks the ``Authorization`` header; tests can read it from
-``RecordedRequest.headers``.
+``RecordedRequest.headers``. ``enforce_rate_limits()`` makes it throttle posts per
+conversation as Teams does, ``refuse_conversation(id, 404)`` makes a conversation
+gone (``tests.fakes.connector_limits``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from tests.fakes.connector_limits import TEAMS_THREAD_LIMITS, ConversationLimits
 from tests.fakes.connector_records import FailureRule, PostedActivity, RecordedRequest, error_body
 from tests.fakes.connector_routes import ConnectorRoutes, base_conversation_id, classify
 
@@ -57,6 +60,8 @@ class FakeConnector(ConnectorRoutes):
         self._members: dict[str, list[dict[str, Any]]] = {}
         self._teams: dict[str, dict[str, Any]] = {}
         self._failures: list[FailureRule] = []
+        self.limits = ConversationLimits()
+        """Teams' per-thread throttling and refused conversations (off until asked for)."""
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -224,6 +229,26 @@ class FakeConnector(ConnectorRoutes):
         with self._lock:
             self._failures.append(rule)
         return rule
+
+    def enforce_rate_limits(self, windows: Iterable[tuple[int, float]] = TEAMS_THREAD_LIMITS) -> None:
+        """Throttle posts per conversation as Teams does: over a limit, 429 with ``Retry-After``."""
+        with self._lock:
+            self.limits.enforce(tuple(windows))
+
+    def refuse_conversation(self, conversation_id: str, status: int = 404, code: str | None = None) -> None:
+        """Answer every post into ``conversation_id`` with ``status`` (404 gone, 403 blocked) until accepted."""
+        with self._lock:
+            self.limits.refuse(conversation_id, status, code)
+
+    def accept_conversation(self, conversation_id: str) -> None:
+        """Undo ``refuse_conversation``."""
+        with self._lock:
+            self.limits.accept(conversation_id)
+
+    def throttled_requests(self) -> list[RecordedRequest]:
+        """Requests answered 429 by the enforced rate limits."""
+        with self._lock:
+            return [r for r in self.requests if r.throttled]
 
     # ------------------------------------------------------------------ reading
     def activity_requests(self) -> list[RecordedRequest]:

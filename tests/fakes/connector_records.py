@@ -51,6 +51,8 @@ class RecordedRequest:
     """HTTP status the fake answered."""
     failed: bool = False
     """True when the answer came from ``fail_next`` injection."""
+    throttled: bool = False
+    """True when the answer was a 429 from enforced rate limits (``FakeConnector.enforce_rate_limits``)."""
     response: Any | None = None
     """JSON body the fake answered with."""
     received_at: float = field(default_factory=time.time)

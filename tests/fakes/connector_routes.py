@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from tests.fakes.connector_limits import ConversationLimits
 from tests.fakes.connector_records import ACTIVITY_KINDS, FailureRule, RecordedRequest, error_body
 
 __all__ = ["ERROR_CODES", "ConnectorRoutes", "base_conversation_id", "classify"]
@@ -76,6 +77,7 @@ class ConnectorRoutes:
     _teams: dict[str, dict[str, Any]]
     _failures: list[FailureRule]
     _ids: Iterator[int]
+    limits: ConversationLimits
 
     @property
     def url(self) -> str:
@@ -108,6 +110,9 @@ class ConnectorRoutes:
             code = rule.code or ERROR_CODES.get(rule.status, "ServiceError")
             message = "Too many requests" if rule.status == 429 else f"Injected failure {rule.status}"
             return rule.status, error_body(code, message), headers
+        refused = self.limits.answer(rec)
+        if refused is not None:
+            return refused
 
         if body_text.strip():
             try:
