@@ -15,9 +15,10 @@ from sqlmodel import Session
 from bot import logs
 from bot.graph import GraphClient
 from bot.identity import conversation_of
-from bot.pipeline import Next, Pipeline, invoke_ack, turn_of
+from bot.pipeline import Next, Pipeline, turn_of
 from bot.teams import TurnTeams
 from bot.turn import TURN_KEY, Turn
+from bot.work import invoke_ack
 from core.audit.flows import Claim
 from core.dedupe.models import activity_key
 from core.rooms.templates import Template

@@ -18,26 +18,26 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from botbuilder.core import CardFactory, MessageFactory, TurnContext
-from botbuilder.schema import Activity, ActivityTypes, InvokeResponse
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity, ActivityTypes
 from sqlmodel import Session
 
 from bot.identity import Identity
 from bot.routing import route
 from bot.turn import Turn
+from bot.work import failed as _failed
+from bot.work import invoke_ack, joiner, run_staged, to_activity
 from core import text as safe
 from core.audit import flows
 from core.audit.flows import DuplicateActivity
 from core.db import Database
 from core.dedupe import service as dedupe
-from core.errors import Refused
 from core.rooms import flows as rooms
 from core.rooms import service as room_service
-from core.rooms.models import Room
-from dialogs.context import Reply, Work
+from dialogs.context import Reply
 from dialogs.facts import room_facts, visible
 from dialogs.registry import Router
-from policies import Policy, Principal
+from policies import Policy
 from policies.model import RoomRole
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Pipeline:
                 for write in turn.on_commit:
                     write(session)
             if acting and turn.outcome == "ok" and staged:
-                _run_staged(session, turn)
+                run_staged(session, turn)
             if callable(turn.reply):
                 turn.reply = turn.reply()
             if turn.claim is not None:
@@ -257,7 +257,7 @@ class Pipeline:
                                now=now)  # fmt: skip
             if facts.role is None and self.policy.decide(principal, "room.join", facts).allowed:
                 facts = replace(facts, role=RoomRole.MEMBER)
-                turn.on_commit.append(_joiner(room, principal, now))
+                turn.on_commit.append(joiner(room, principal, now))
             seeing = self.policy.decide(principal, "room.see", facts)
             if seeing.allowed:
                 turn.room, turn.resource = room, facts
@@ -348,60 +348,6 @@ class Pipeline:
         task = asyncio.get_running_loop().create_task(run())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _failed(turn: Turn, exc: BaseException) -> None:
-    """Nothing the request did is kept; it is recorded as an error, and a re-send may try again."""
-    turn.outcome, turn.detail = "error", type(exc).__name__
-    turn.claim = None
-    turn.work, turn.on_commit = Work(), []
-    turn.reply = Reply(text="Sorry, something went wrong and nothing was changed. "
-                            f"Reference: `{turn.activity.id or 'unknown'}`.")  # fmt: skip
-
-
-def _run_staged(session: Session, turn: Turn) -> None:
-    """The handler's staged writes, in a savepoint: a Refused undoes them and is recorded as a refusal."""
-    savepoint = session.begin_nested()
-    try:
-        turn.work.run(session)
-    except Refused as exc:
-        savepoint.rollback()
-        session.info.clear()  # per-transaction caches (the audit head) may describe undone writes
-        message = str(exc).rstrip(". ")
-        turn.note.outcome, turn.note.detail = "refused", message
-        turn.reply = Reply(text=f"{message[:1].upper()}{message[1:]}.")
-        return
-    savepoint.commit()
-
-
-def _joiner(room: Room, principal: Principal, now: datetime) -> Callable[[Session], None]:
-    assert room.id is not None and principal.aad_id is not None
-    room_id, aad_id = room.id, principal.aad_id
-    return lambda s: rooms.join(s, room_id, aad_id=aad_id, tenant_id=principal.tenant_id,
-                                name=principal.name, now=now)  # fmt: skip
-
-
-def to_activity(reply: Reply) -> Activity:
-    """A message activity for a Reply."""
-    if reply.card is not None:
-        message = MessageFactory.attachment(CardFactory.adaptive_card(reply.card))
-        if reply.text:
-            message.text = reply.text
-        return message
-    message = MessageFactory.text(reply.text or "")
-    message.text_format = "markdown"
-    return message
-
-
-def invoke_ack(reply: Reply | None) -> Activity:
-    """The answer to an Adaptive Card Action.Execute: a short message shown on the card.
-
-    A plain dict body: the SDK's AdaptiveCardInvokeResponse types `value` as a
-    dict and fails to serialise the message form Teams documents.
-    """
-    text = reply.text if reply is not None and reply.text else "Done."
-    body = {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": text[:500]}
-    return Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200, body=body))
 
 
 def turn_of(context: TurnContext) -> Turn:

@@ -108,3 +108,16 @@ async def test_no_reply_without_a_durable_audit_event(crashy: Harness) -> None:
     assert result.replies == []
     crashy.db.transaction(lambda s: s.execute(text("ALTER TABLE audit_gone RENAME TO audit_event")))
     assert crashy.audit() == []
+
+
+async def test_a_resend_whose_reply_never_arrived_gets_the_kept_reply(crashy: Harness) -> None:
+    activity = crashy.activity("personal_message", "/flaky once")
+    crashy.connector.fail_next(1, 500, path_contains="/activities")  # first attempt is an error...
+    await crashy.send(activity)
+    crashy.connector.fail_next(1, 403, path_contains="/activities")  # ...the second acts, but its reply is lost
+    acted = await crashy.send(activity)
+    again = await crashy.send(activity)
+    after = await crashy.send(activity)
+    assert acted.replies == [] and again.texts == ["noted once"] and after.replies == []
+    assert scratch(crashy.db) == ["once"]  # acted on exactly once
+    assert [e["outcome"] for e in crashy.audit()] == ["error", "ok", "duplicate", "duplicate"]

@@ -1,0 +1,71 @@
+"""The request's unit of work as the pipeline runs it, and the activities its replies become."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from botbuilder.core import CardFactory, MessageFactory
+from botbuilder.schema import Activity, ActivityTypes, InvokeResponse
+from sqlmodel import Session
+
+from bot.turn import Turn
+from core.errors import Refused
+from core.rooms import flows as rooms
+from core.rooms.models import Room
+from dialogs.context import Reply, Work
+from policies import Principal
+
+
+def failed(turn: Turn, exc: BaseException) -> None:
+    """Nothing the request did is kept; it is recorded as an error, and a re-send may try again."""
+    turn.outcome, turn.detail = "error", type(exc).__name__
+    turn.claim = None
+    turn.work, turn.on_commit = Work(), []
+    turn.reply = Reply(text="Sorry, something went wrong and nothing was changed. "
+                            f"Reference: `{turn.activity.id or 'unknown'}`.")  # fmt: skip
+
+
+def run_staged(session: Session, turn: Turn) -> None:
+    """The handler's staged writes, in a savepoint: a Refused undoes them and is recorded as a refusal."""
+    savepoint = session.begin_nested()
+    try:
+        turn.work.run(session)
+    except Refused as exc:
+        savepoint.rollback()
+        session.info.clear()  # per-transaction caches (the audit head) may describe undone writes
+        message = str(exc).rstrip(". ")
+        turn.note.outcome, turn.note.detail = "refused", message
+        turn.reply = Reply(text=f"{message[:1].upper()}{message[1:]}.")
+        return
+    savepoint.commit()
+
+
+def joiner(room: Room, principal: Principal, now: datetime) -> Callable[[Session], None]:
+    assert room.id is not None and principal.aad_id is not None
+    room_id, aad_id = room.id, principal.aad_id
+    return lambda s: rooms.join(s, room_id, aad_id=aad_id, tenant_id=principal.tenant_id,
+                                name=principal.name, now=now)  # fmt: skip
+
+
+def to_activity(reply: Reply) -> Activity:
+    """A message activity for a Reply."""
+    if reply.card is not None:
+        message = MessageFactory.attachment(CardFactory.adaptive_card(reply.card))
+        if reply.text:
+            message.text = reply.text
+        return message
+    message = MessageFactory.text(reply.text or "")
+    message.text_format = "markdown"
+    return message
+
+
+def invoke_ack(reply: Reply | None) -> Activity:
+    """The answer to an Adaptive Card Action.Execute: a short message shown on the card.
+
+    A plain dict body: the SDK's AdaptiveCardInvokeResponse types `value` as a
+    dict and fails to serialise the message form Teams documents.
+    """
+    text = reply.text if reply is not None and reply.text else "Done."
+    body = {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": text[:500]}
+    return Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200, body=body))
