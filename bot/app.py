@@ -144,6 +144,7 @@ async def _cleanup(app: web.Application) -> None:
     runtime = app[RUNTIME]
     if SCHEDULER in app:
         app[SCHEDULER].shutdown(wait=False)
+    await runtime.bot.pipeline.close()
     await runtime.sender.stop()
     await runtime.outbound.close()
     if runtime.graph is not None:

@@ -49,6 +49,8 @@ Step = Callable[[Turn, Next], Awaitable[None]]
 
 
 DELIVERED_MEMORY = 10_000
+MARK_DELAY = 0.05
+"""Seconds a delivered reply waits to be marked in the database with others."""
 
 Loader = Callable[[Turn, str], Awaitable[None]]
 """Loads one declared fact (`kind:field`) into turn.resource / turn.facts (it never decides)."""
@@ -79,6 +81,7 @@ class Pipeline:
         self._inflight: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._delivered: OrderedDict[str, None] = OrderedDict()
+        self._unmarked: list[str] = []
         """Replies delivered lately (their mark in the database may still be on its way)."""
         missing = {f.split(":")[0] for c in router.commands() for f in c.facts} - set(self.loaders)
         if missing:
@@ -329,23 +332,41 @@ class Pipeline:
                 log.exception("could not deliver the reply")
             else:
                 if key is not None:
-                    self._delivered[key] = None
-                    while len(self._delivered) > DELIVERED_MEMORY:
-                        self._delivered.popitem(last=False)
-                    self._in_background(self.db.commit(lambda s: dedupe.mark_delivered(session=s, key=key)))
+                    self._delivered_now(key)
         if context.activity.type == ActivityTypes.invoke:  # buffered by the adapter: the last one wins
             await context.send_activity(invoke_ack(reply if isinstance(reply, Reply) else None))
 
-    def _in_background(self, work: Awaitable[object]) -> None:
-        """Fire and forget, but log a failure (marking a reply delivered must not slow the turn)."""
+    async def close(self) -> None:
+        """Write the marks still waiting, and wait for background writes (at shutdown)."""
+        self._mark()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
-        async def run() -> None:
+    def _delivered_now(self, key: str) -> None:
+        """Remember a delivered reply here at once, and in the database with the next batch of marks.
+
+        Marks are written together a moment later (one write for many replies, not one each); a
+        crash before that write means a re-send gets its reply again, never loses it.
+        """
+        self._delivered[key] = None
+        while len(self._delivered) > DELIVERED_MEMORY:
+            self._delivered.popitem(last=False)
+        self._unmarked.append(key)
+        if len(self._unmarked) == 1:
+            asyncio.get_running_loop().call_later(MARK_DELAY, self._mark)
+
+    def _mark(self) -> None:
+        keys, self._unmarked = self._unmarked, []
+        if not keys:
+            return
+
+        async def write() -> None:
             try:
-                await work
+                await self.db.commit(lambda s: dedupe.mark_delivered(session=s, keys=keys))
             except Exception:
-                log.exception("background write failed")
+                log.exception("could not record %d replies as delivered", len(keys))
 
-        task = asyncio.get_running_loop().create_task(run())
+        task = asyncio.get_running_loop().create_task(write())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -34,6 +34,7 @@ UNKNOWN_ACTION = Decision(False, "unknown-action", "no rule allows this")
 
 _NO_FACTS = Resource()
 _CACHE_LIMIT = 4096
+_DECISIONS_LIMIT = 50_000
 _FOR_POLICY = re.compile(r"^for policy `[^`]*`, ")
 
 
@@ -91,6 +92,9 @@ class Policy:
             self._sets[action] = sets[ids]
         self._action_uids = {a: {"type": ACTION_TYPE, "id": a} for a in self._ancestors}
         self._principals: dict[tuple[str, str], tuple[dict[str, str], cedarpy.Entities]] = {}
+        # A decision depends only on (kind, agency, action, facts): the principal entity carries nothing
+        # else and the facts are the whole context. So decisions are remembered (a /help is a dozen).
+        self._decided: dict[tuple[str, str, str, Resource], Decision] = {}
         self._lock = threading.Lock()
         self._check_facts()
 
@@ -134,23 +138,42 @@ class Policy:
 
     def decide(self, principal: Principal, action: str, resource: Resource | None = None) -> Decision:
         """One decision; never raises (an error denies)."""
+        facts = resource or _NO_FACTS
+        key = (str(principal.kind), principal.agency or "", action, facts)
+        known = self._decided.get(key)
+        if known is not None:
+            return known
         try:
             policies = self._sets.get(action)
             if policies is None:
                 return UNKNOWN_ACTION
             uid, entities = self._principal(principal)
             request = {"principal": uid, "action": self._action_uids[action], "resource": TARGET,
-                       "context": (resource or _NO_FACTS).facts()}  # fmt: skip
-            return self._decision(cedarpy.is_authorized(request, policies, entities))
+                       "context": facts.facts()}  # fmt: skip
+            decision = self._decision(cedarpy.is_authorized(request, policies, entities))
         except Exception:  # a request Cedar cannot take must never allow anything
             return EVALUATION_ERROR
+        self._remember(key, decision)
+        return decision
+
+    def _remember(self, key: tuple[str, str, str, Resource], decision: Decision) -> None:
+        if decision is EVALUATION_ERROR:
+            return  # not worth keeping: an error should be retried
+        with self._lock:
+            if len(self._decided) >= _DECISIONS_LIMIT:
+                self._decided.clear()
+            self._decided[key] = decision
 
     def decide_many(self, principal: Principal, requests: Sequence[tuple[str, Resource]]) -> list[Decision]:
         """One decision per (action, resource), in order: one call into Cedar per distinct action."""
         decisions: list[Decision] = [UNKNOWN_ACTION] * len(requests)
         by_action: dict[str, list[int]] = {}
-        for i, (action, _) in enumerate(requests):
-            if action in self._sets:
+        kind, agency = str(principal.kind), principal.agency or ""
+        for i, (action, resource) in enumerate(requests):
+            known = self._decided.get((kind, agency, action, resource or _NO_FACTS))
+            if known is not None:
+                decisions[i] = known
+            elif action in self._sets:
                 by_action.setdefault(action, []).append(i)
         for action, positions in by_action.items():
             try:
@@ -162,6 +185,7 @@ class Policy:
                     raise ValueError("Cedar answered a different number of requests")
                 for i, result in zip(positions, results, strict=True):
                     decisions[i] = self._decision(result)
+                    self._remember((kind, agency, action, requests[i][1] or _NO_FACTS), decisions[i])
             except Exception:
                 for i in positions:
                     decisions[i] = EVALUATION_ERROR

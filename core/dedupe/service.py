@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -27,10 +28,10 @@ def seen(*, session: Session, key: str) -> Seen | None:
     return None if row is None else Seen(row[0], bool(row[1]))
 
 
-def mark_delivered(*, session: Session, key: str) -> None:
-    """The kept reply of this activity reached Teams."""
+def mark_delivered(*, session: Session, keys: Sequence[str]) -> None:
+    """The kept replies of these activities reached Teams."""
     table = ProcessedActivity.__table__  # type: ignore[attr-defined]
-    session.execute(table.update().where(table.c.key == key).values(delivered=True))
+    session.execute(table.update().where(table.c.key.in_(list(keys))).values(delivered=True))
 
 
 def claim(*, session: Session, key: str, activity_id: str, at: str, reply: str | None = None) -> bool:
