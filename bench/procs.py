@@ -117,7 +117,8 @@ def opsroom_env(database_url: str, port: int = 0) -> dict[str, str]:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("Microsoft", "OPSROOM_"))}
     env.update(DATABASE_URL=database_url, HOST="127.0.0.1", PORT=str(port), OPSROOM_ENV="local",
-               OPSROOM_HOME_TENANT_ID=fixtures.HOME_TENANT, OPSROOM_HOME_DOMAINS="opsroom.example")  # fmt: skip
+               OPSROOM_HOME_TENANT_ID=fixtures.HOME_TENANT,
+               OPSROOM_HOME_DOMAINS="opsroom.example")  # fmt: skip
     return env
 
 

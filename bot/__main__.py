@@ -152,6 +152,10 @@ def serve(settings: Settings) -> int:
         db.close()
         print(f"opsroom: bad room template: {exc}", file=sys.stderr)
         return 2
+    except PolicyError as exc:
+        db.close()
+        print(f"opsroom: bad policy: {exc}", file=sys.stderr)
+        return 2
     app.on_cleanup.append(lambda _app: _close(db))
     log.info("opsroom listening on http://%s:%s/api/messages", settings.host, settings.port)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

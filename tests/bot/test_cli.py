@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from core import schema
@@ -75,6 +77,22 @@ def test_serve_refuses_a_bad_room_template(tmp_path: Path) -> None:
     result = run("serve", env=env)
     assert result.returncode == 2
     assert "bad room template" in result.stderr and "broken.toml: classification: " in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [(lambda text: text.replace("context.room_closed", "context.room_closd", 1), "room_closd"),
+     (lambda text: text + "\npermit (principal, action, resource\n", "force.cedar:"),
+     (lambda text: text.replace(' Opsroom::Action::"room.reopen",', ""), "room.reopen")],
+    ids=["unknown-attribute", "malformed", "uncovered-action"],
+)  # fmt: skip
+def test_serve_refuses_a_bad_policy_naming_where(tmp_path: Path, edit: Any, expected: str) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/p.db", "OPSROOM_POLICY_FILE": str(tmp_path / "force.cedar")}
+    (tmp_path / "force.cedar").write_text(edit((ROOT / "policies" / "opsroom.cedar").read_text()))
+    assert run("db", "upgrade", env=env).returncode == 0
+    result = run("serve", env=env)
+    assert result.returncode == 2 and "opsroom: bad policy: " in result.stderr, result.stderr
+    assert "force.cedar" in result.stderr and expected in result.stderr, result.stderr
 
 
 def test_policy_check_accepts_the_shipped_policy_and_names_the_line_of_a_broken_one(tmp_path: Path) -> None:
