@@ -57,6 +57,7 @@ class Runtime:
     """Pooled connector/user-token clients, credentials and tokens, and the one outbound HTTP session."""
     sender: OutboxSender
     """Delivers the outbox after commit: every post that is not a direct reply."""
+    pipeline: Pipeline
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -100,7 +101,7 @@ def build_runtime(
                         clock=now, after_commit=sender.wake)  # fmt: skip
     bot = OpsroomBot(pipeline, graph=graph, templates=templates, timezone=settings.timezone)
     return Runtime(settings, database, auth, adapter, bot, graph, owns_db=db is None, outbound=outbound,
-                   sender=sender)  # fmt: skip
+                   sender=sender, pipeline=pipeline)  # fmt: skip
 
 
 def create_app(
@@ -125,9 +126,8 @@ async def _startup(app: web.Application) -> None:
     runtime = app[RUNTIME]
     await runtime.outbound.start()  # the shared aiohttp session must be made inside the running loop
     await runtime.sender.start()
-    pipeline = runtime.bot.pipeline
-    scheduler = build_scheduler(runtime.db, keep_days=runtime.settings.dedupe_days, clock=pipeline.clock,
-                                wake=runtime.sender.wake)  # fmt: skip
+    scheduler = build_scheduler(runtime.db, keep_days=runtime.settings.dedupe_days,
+                                clock=runtime.pipeline.clock, wake=runtime.sender.wake)  # fmt: skip
     scheduler.start()
     app[SCHEDULER] = scheduler
     if runtime.settings.local_mode:
@@ -144,7 +144,7 @@ async def _cleanup(app: web.Application) -> None:
     runtime = app[RUNTIME]
     if SCHEDULER in app:
         app[SCHEDULER].shutdown(wait=False)
-    await runtime.bot.pipeline.close()
+    await runtime.pipeline.close()
     await runtime.sender.stop()
     await runtime.outbound.close()
     if runtime.graph is not None:

@@ -32,6 +32,7 @@ from core.audit import flows
 from core.audit.flows import DuplicateActivity
 from core.db import Database
 from core.dedupe import service as dedupe
+from core.outbox import service as outbox
 from core.rooms import flows as rooms
 from core.rooms import service as room_service
 from dialogs.context import Reply
@@ -208,13 +209,21 @@ class Pipeline:
         key = turn.claim.key if turn.claim is not None else None
         where, principal = turn.conversation.conversation_id, turn.principal
 
-        def read(session: Session) -> tuple[dedupe.Seen | None, rooms.Found | None]:
+        personal = turn.conversation.conversation_type == "personal"
+
+        def read(session: Session) -> tuple[dedupe.Seen | None, rooms.Found | None, bool]:
             seen = dedupe.seen(session=session, key=key) if key is not None else None
             if seen is not None or where is None or principal is None:
-                return seen, None
-            return seen, rooms.find(session, conversation_id=where, key=None, aad_id=principal.aad_id)
+                return seen, None, False
+            # A personal chat the outbox stopped posting to (403) works again once its person writes.
+            blocked = personal and outbox.blocked(session=session, conversation_id=where) is not None
+            found = rooms.find(session, conversation_id=where, key=None, aad_id=principal.aad_id)
+            return seen, found, blocked
 
-        seen, turn.here = await self.db.run(read, readonly=True)
+        seen, turn.here, blocked = await self.db.run(read, readonly=True)
+        if blocked and where is not None:
+            chat = where
+            turn.on_commit.append(lambda s: outbox.unblock(session=s, conversation_id=chat))
         if seen is not None:
             turn.outcome = "duplicate"
             turn.route = route(self.router, turn.activity)  # pure: only to name the action
