@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,21 +15,21 @@ from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity
 
+from bot import intake
 from bot.auth import AuthUnavailable, GuardedAuthentication, build_authentication
 from bot.config import Settings
 from bot.facts import LOADERS
 from bot.graph import GraphClient
 from bot.handler import OpsroomBot
-from bot.identity import Identity, conversation_of
+from bot.identity import Identity
 from bot.outbound import Outbound
 from bot.outbox_http import ConnectorPost, connector_for
 from bot.pipeline import Pipeline
 from bot.policy_actions import required_actions
+from bot.rejections import RejectionLog
 from bot.scheduler import build_scheduler
 from bot.sender import OutboxSender
 from core import schema
-from core.audit import flows
-from core.audit.models import Actor, EventDraft, Where
 from core.db import Database
 from core.rooms.templates import load_templates
 from dialogs.commands import build_router
@@ -40,6 +39,8 @@ from policies import Policy
 log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024
+BODY_TIMEOUT = 10.0
+"""Seconds a request body may take to arrive (a slow sender must not hold a connection forever)."""
 
 
 @dataclass
@@ -58,6 +59,8 @@ class Runtime:
     sender: OutboxSender
     """Delivers the outbox after commit: every post that is not a direct reply."""
     pipeline: Pipeline
+    rejections: RejectionLog
+    """Requests refused before the bot: audited per source and minute."""
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -101,7 +104,7 @@ def build_runtime(
                         clock=now, after_commit=sender.wake)  # fmt: skip
     bot = OpsroomBot(pipeline, graph=graph, templates=templates, timezone=settings.timezone)
     return Runtime(settings, database, auth, adapter, bot, graph, owns_db=db is None, outbound=outbound,
-                   sender=sender, pipeline=pipeline)  # fmt: skip
+                   sender=sender, pipeline=pipeline, rejections=RejectionLog(database))  # fmt: skip
 
 
 def create_app(
@@ -126,6 +129,7 @@ async def _startup(app: web.Application) -> None:
     runtime = app[RUNTIME]
     await runtime.outbound.start()  # the shared aiohttp session must be made inside the running loop
     await runtime.sender.start()
+    await runtime.rejections.start()
     scheduler = build_scheduler(runtime.db, keep_days=runtime.settings.dedupe_days,
                                 clock=runtime.pipeline.clock, wake=runtime.sender.wake)  # fmt: skip
     scheduler.start()
@@ -145,6 +149,7 @@ async def _cleanup(app: web.Application) -> None:
     if SCHEDULER in app:
         app[SCHEDULER].shutdown(wait=False)
     await runtime.pipeline.close()
+    await runtime.rejections.stop()
     await runtime.sender.stop()
     await runtime.outbound.close()
     if runtime.graph is not None:
@@ -177,34 +182,34 @@ async def messages(request: web.Request) -> web.StreamResponse:
     """The Bot Framework messaging endpoint."""
     runtime = request.app[RUNTIME]
     if request.content_type != "application/json":
-        return await _reject(runtime, 415, "content type must be application/json")
+        return await _reject(request, 415, "content type must be application/json")
     if request.content_length is not None and request.content_length > MAX_BODY:
-        return await _reject(runtime, 413, "body over 256 KiB")
+        return await _reject(request, 413, "body over 256 KiB")
     try:
-        body = await request.read()
+        async with asyncio.timeout(BODY_TIMEOUT):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return await _reject(runtime, 413, "body over 256 KiB")
+        return await _reject(request, 413, "body over 256 KiB")
+    except TimeoutError:
+        return await _reject(request, 408, f"body not received within {BODY_TIMEOUT:g} s")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return await _reject(runtime, 400, "body is not valid JSON")
-    if not isinstance(data, dict):
-        return await _reject(runtime, 400, "body is not an activity")
-    try:
+        data = intake.parse(body)
         activity = Activity().deserialize(data)
+    except intake.Malformed as exc:
+        return await _reject(request, 400, str(exc))
     except Exception:
-        return await _reject(runtime, 400, "body is not an activity")
+        return await _reject(request, 400, "body is not an activity")
     if not activity.type:
-        return await _reject(runtime, 400, "activity has no type", activity)
+        return await _reject(request, 400, "activity has no type", activity)
     if runtime.settings.production and activity.channel_id != "msteams":
-        return await _reject(runtime, 400, "only Microsoft Teams activities are accepted", activity)
+        return await _reject(request, 400, "only Microsoft Teams activities are accepted", activity)
     if runtime.settings.production and not activity.service_url:
-        return await _reject(runtime, 400, "activity has no serviceUrl", activity)
+        return await _reject(request, 400, "activity has no serviceUrl", activity)
     header = request.headers.get("Authorization") or None
     try:
         result = await runtime.auth.authenticate_request(activity, header)
     except PermissionError as exc:
-        return await _reject(runtime, 401, str(exc), activity, action="http.unauthorized")
+        return await _reject(request, 401, str(exc), activity, action="http.unauthorized")
     except AuthUnavailable as exc:
         log.error("cannot validate tokens: %s", exc)
         return web.json_response({"error": "authentication temporarily unavailable"}, status=503)
@@ -215,22 +220,13 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 
 async def _reject(
-    runtime: Runtime, status: int, reason: str, activity: Activity | None = None,
+    request: web.Request, status: int, reason: str, activity: Activity | None = None,
     *, action: str = "http.rejected",
 ) -> web.Response:
-    """Answer a request that never reaches the bot, and audit it (sender unverified)."""
-    where, actor = Where(), Actor(kind="unverified")
-    if activity is not None:
-        conv = conversation_of(activity)
-        where = Where(conv.team_id, conv.channel_id, conv.conversation_id)
-        sender = activity.from_property
-        actor = Actor(getattr(sender, "aad_object_id", None), conv.tenant_id,
-                      getattr(sender, "name", None), "unverified")  # fmt: skip
-    draft = EventDraft(
-        action=action, outcome="unauthorized" if status == 401 else "rejected", actor=actor,
-        where=where, activity_id=activity.id if activity else None,
-        activity_type=activity.type if activity else None, detail=f"HTTP {status}: {reason}",
+    """Answer a request that never reaches the bot, and audit it (per source, without its claims)."""
+    await request.app[RUNTIME].rejections.record(
+        source=request.remote or "unknown", status=status, reason=reason, action=action,
+        activity_id=activity.id if activity else None, activity_type=activity.type if activity else None,
     )  # fmt: skip
-    await runtime.db.commit(lambda session: flows.record(session, draft))
     log.info("rejected request: HTTP %s %s", status, reason)
     return web.json_response({"error": reason}, status=status)

@@ -142,6 +142,7 @@ class Router:
 
     def suggest(self, lowered: list[str]) -> str | None:
         """The closest known command to what was typed."""
+        lowered = [word[:32] for word in lowered[:2]]  # difflib is quadratic: compare command-sized words
         names = list(self._commands)
         for size in (2, 1):
             guess = " ".join(lowered[:size])

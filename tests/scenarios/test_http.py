@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 from sqlalchemy import text
 
@@ -40,7 +42,7 @@ async def test_malformed_json_is_400(harness: Harness) -> None:
     assert status == 400 and body == {"error": "body is not valid JSON"}
     [event] = harness.audit()
     assert (event["action"], event["outcome"]) == ("http.rejected", "rejected")
-    assert event["detail"] == "HTTP 400: body is not valid JSON"
+    assert event["detail"] == "HTTP 400: body is not valid JSON (from 127.0.0.1)"
 
 
 async def test_json_that_is_not_an_activity_is_400(harness: Harness) -> None:
@@ -53,7 +55,7 @@ async def test_wrong_content_type_is_415(harness: Harness) -> None:
     status, _ = await harness.post(str(activity), content_type="text/plain")
     assert status == 415
     assert harness.connector.activities() == []
-    assert [e["detail"] for e in harness.audit()] == ["HTTP 415: content type must be application/json"]
+    assert [e["detail"] for e in harness.audit()] == ["HTTP 415: content type must be application/json (from 127.0.0.1)"]
 
 
 async def test_body_over_256_kib_is_413(harness: Harness) -> None:
@@ -78,11 +80,13 @@ async def test_get_on_the_messaging_endpoint_is_refused(harness: Harness) -> Non
         assert response.status == 405
 
 
-async def test_control_characters_in_user_text_are_escaped_in_the_audit(harness: Harness) -> None:
-    await harness.say("personal_message", "/nonsense\x1b[31mred\u202eevil")
+async def test_text_that_is_not_a_command_is_not_kept_in_the_audit(harness: Harness) -> None:
+    # The append-only log cannot be corrected or erased: chat text is not stored, only its kind and length.
+    await harness.say("personal_message", "/nonsense\x1b[31mred\u202eevil about 12 Acacia Avenue")
     stored = harness.audit()[0]["arguments"]
-    assert "\x1b" not in stored and "\u202e" not in stored
-    assert "\\\\u001b[31mred\\\\u202eevil" in stored
+    assert json.loads(stored) == {"kind": "not a command", "length": 44}
+    await harness.say("personal_message", "/room open")  # a known command that did not parse
+    assert json.loads(harness.audit()[-1]["arguments"]) == {"command": "room open", "length": 9}
 
 
 async def test_server_rejects_oversized_body_before_reading_it(harness: Harness) -> None:

@@ -170,4 +170,4 @@ async def test_production_refuses_what_is_not_teams(
         status, body = await running.post(running.activity("personal_message", "/help", **overrides))
     assert good.status == 201 and good.texts[0].startswith("Commands you can run here")
     assert (status, body) == (400, {"error": reason})
-    assert running.audit()[-1]["detail"] == f"HTTP 400: {reason}"
+    assert running.audit()[-1]["detail"] == f"HTTP 400: {reason} (from 127.0.0.1)"
