@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only http|audit|verify|startup|policy]`: measure, then write the report.
+"""`python -m bench [--quick] [--only http|audit|verify|startup|policy|odd]`: measure, then write the report.
 
 Results are merged into var/bench/results.json (a part run alone keeps the
 others' figures, each with the date it was measured) and rendered to
@@ -24,9 +24,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import audit, load, policy, procs, report
+from bench import audit, load, odd, policy, procs, report
 
-PARTS = ("http", "audit", "verify", "startup", "policy")
+PARTS = ("http", "audit", "verify", "startup", "policy", "odd")
 PACKAGES = ("botbuilder-core", "botbuilder-integration-aiohttp", "aiohttp", "SQLAlchemy", "sqlmodel",
             "psycopg", "alembic", "cedarpy")  # fmt: skip
 
@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                  "http": lambda: load.run_http(lcfg, work),
                  "audit": lambda: audit.run_appends(acfg, work),
                  "verify": lambda: audit.run_verify(acfg),
-                 "policy": lambda: policy.run(pcfg)}  # fmt: skip
-        for part in ("startup", "http", "audit", "verify", "policy"):
+                 "policy": lambda: policy.run(pcfg),
+                 "odd": lambda: odd.run(work, rounds=2 if args.quick else 5)}  # fmt: skip
+        for part in ("startup", "http", "audit", "verify", "policy", "odd"):
             if part not in parts:
                 continue
             print(f"== {part}", flush=True)

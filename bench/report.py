@@ -228,6 +228,18 @@ def _contention(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def odd_section(odd: dict[str, Any]) -> list[str]:
+    """Messages built to make text handling backtrack, and /healthz meanwhile (target: within 100 ms)."""
+    ok = odd["healthz_max_ms"] <= 100
+    size = odd["bytes_each"] // 1024
+    return [f"{odd['messages']} messages of {size} KB (runs of `<`, `<at>`, `<a`, `&lt;`, long words, and "
+            f"a mention whose text is a backtracking pattern) posted one after another in {odd['seconds']} s,"
+            " "
+            f"answered {odd['statuses']}; meanwhile `/healthz` was polled {odd['healthz_probes']} times: "
+            f"slowest {odd['healthz_max_ms']} ms, p99 {odd['healthz_p99_ms']} ms "
+            f"({_met(ok)} target: within 100 ms)."]  # fmt: skip
+
+
 def render(results: dict[str, Any]) -> str:
     """The whole document."""
     meta = results["meta"]
@@ -241,7 +253,8 @@ def render(results: dict[str, Any]) -> str:
     parts = (("http", "## `/api/messages`: opsroom's full pipeline and the sample echo bot", http_section),
              ("audit", "## Durable audit appends", audit_section),
              ("verify", "## Chain verification and the `/audit` query", verify_section),
-             ("policy", "## Policy decisions (Cedar)", policy.section))  # fmt: skip
+             ("policy", "## Policy decisions (Cedar)", policy.section),
+             ("odd", "## Pathological input and /healthz", odd_section))  # fmt: skip
     for key, title, render_part in parts:
         if results.get(key):
             out += [title, "", _measured(results, key), "", *render_part(results[key]), ""]
