@@ -23,6 +23,8 @@ async def person(turn: Turn, field: str) -> None:
         return
     turn.facts.person = found
     turn.resource = replace(turn.resource, target_kind=found.kind)
+    if turn.route is not None:  # who was meant, as Entra knows them, not only what was typed
+        turn.route.arguments[f"{field}_aad_id"] = found.aad_id
 
 
 async def justification(turn: Turn, field: str) -> None:

@@ -273,6 +273,8 @@ class Pipeline:
             seeing = self.policy.decide(principal, "room.see", facts)
             if seeing.allowed:
                 turn.room, turn.resource = room, facts
+                if located.member is not None and located.member.agency and principal.agency is None:
+                    turn.principal = replace(principal, agency=located.member.agency)
             else:
                 room = None
         if key and room is None:

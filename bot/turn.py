@@ -66,6 +66,20 @@ class Turn:
         """The inbound activity."""
         return self.context.activity
 
+    def _purpose(self) -> str | None:
+        """Why a request about a room may see its data: the room's recorded purpose (DPA 2018 s62)."""
+        room = self.room
+        if room is None:
+            return None
+        return f"{room.key}: {room.purpose}" if room.purpose else f"{room.key}: operation room"
+
+    def _recipients(self) -> list[str] | None:
+        """Where what the request disclosed went: the conversation its reply went to, and any it posted to."""
+        told = list(self.note.recipients or [])
+        if self.room is not None and self.reply is not None and self.conversation.conversation_id:
+            told.insert(0, self.conversation.conversation_id)
+        return told or None
+
     def draft(self) -> EventDraft:
         """The audit event for this turn as it stands."""
         principal = self.principal
@@ -89,8 +103,8 @@ class Turn:
             arguments=route.arguments if route else {},
             decision=None if self.decision is None else ("allow" if self.decision.allowed else "deny"),
             rule=self.decision.rule if self.decision else None,
-            justification=self.note.justification,
-            recipients=self.note.recipients,
+            justification=self.note.justification or self._purpose(),
+            recipients=self._recipients(),
             detail=_detail(self),
             duration_us=int((time.perf_counter() - self.started) * 1_000_000),
         )  # fmt: skip
