@@ -41,6 +41,12 @@ log = logging.getLogger(__name__)
 MAX_BODY = 256 * 1024
 BODY_TIMEOUT = 10.0
 """Seconds a request body may take to arrive (a slow sender must not hold a connection forever)."""
+HEADER_TIMEOUT = 15.0
+"""Seconds a connection may stay open without a complete request: aiohttp's keep-alive timer also
+runs from the moment a connection opens until its request's headers have all arrived, so it is the
+header timeout too (aiohttp's default, 75 s, lets a slow sender hold a connection far longer)."""
+SERVER_OPTIONS = {"keepalive_timeout": HEADER_TIMEOUT}
+"""How the HTTP server is run (python -m bot serve, and the tests' server)."""
 
 
 @dataclass

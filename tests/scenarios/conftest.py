@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import text
 
-from bot.app import create_app
+from bot.app import SERVER_OPTIONS, create_app
 from bot.config import Settings
 from core.db import Database
 from dialogs.registry import Router
@@ -137,11 +137,12 @@ async def serving(
     db: Database,
     router: Router | None = None,
     clock: Callable[[], datetime] | None = None,
+    **server_options: Any,
 ) -> AsyncIterator[Harness]:
     """The app built exactly as production builds it, served on an ephemeral port until the block ends."""
     app = create_app(settings, db=db, router=router, clock=clock)
     server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
+    await server.start_server(**{**SERVER_OPTIONS, **server_options})  # handler options go here, not to __init__
     running = Harness(server, connector, db)
     try:
         yield running

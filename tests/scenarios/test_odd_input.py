@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from bot.app import RUNTIME
+from bot.app import RUNTIME, SERVER_OPTIONS
+from core.db import Database
 from tests import fixtures
-from tests.scenarios.conftest import Harness
+from tests.fakes.connector import FakeConnector
+from tests.scenarios.conftest import BASE_SETTINGS, Harness, serving
 
 
 def _without(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -64,7 +66,7 @@ async def test_json_nested_a_thousand_deep_is_400(harness: Harness) -> None:
     activity = harness.activity("personal_message", "/help")
     deep = json.dumps(activity)[:-1] + ', "value": ' + "[" * 1000 + "]" * 1000 + "}"
     status, body = await harness.post(deep)
-    assert status == 400 and "deeper" in body["error"] or body["error"] == "body is not valid JSON"
+    assert (status == 400 and "deeper" in body["error"]) or body["error"] == "body is not valid JSON"
     deeper = json.dumps(activity)[:-1] + ', "value": ' + "[" * 100_000 + "]" * 100_000 + "}"
     assert (await harness.post(deeper))[0] in (400, 413)
 
@@ -114,3 +116,14 @@ async def test_an_unauthenticated_body_never_becomes_the_actor(secure_harness: H
     assert result.status == 401
     [event] = secure_harness.audit()
     assert (event["actor_aad_id"], event["actor_name"], event["actor_tenant_id"]) == (None, None, None)
+
+
+async def test_slow_headers_are_cut_off(db: Database, connector: FakeConnector) -> None:
+    async with serving(BASE_SETTINGS, connector, db, keepalive_timeout=0.5) as running:
+        reader, writer = await asyncio.open_connection(running.server.host, running.server.port)
+        writer.write(b"POST /api/messages HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        await writer.drain()
+        closed = await asyncio.wait_for(reader.read(), timeout=5)  # the server hangs up
+        writer.close()
+    assert closed == b""
+    assert SERVER_OPTIONS["keepalive_timeout"] == 15.0  # what production runs with
