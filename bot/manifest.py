@@ -24,6 +24,9 @@ from dialogs.registry import Command
 MANIFEST_VERSION = "1.17"
 SCHEMA = f"https://developer.microsoft.com/json-schemas/teams/v{MANIFEST_VERSION}/MicrosoftTeams.schema.json"
 SCOPES = ("team", "personal", "groupChat")
+CHANNEL_TYPES = ("sharedChannels", "privateChannels")
+"""Rooms may live in private and shared channels (`--channel private|shared`); without this Teams keeps the
+bot out of them (the standard channels are always supported). The field is in the schema from v1.16."""
 ACCENT = (0x1F, 0x3A, 0x5F)  # a dark police blue; the colour icon's background
 # Limits of the v1.17 schema.
 MAX_COMMANDS = 10
@@ -96,6 +99,7 @@ def build_manifest(details: AppDetails, commands: Iterable[Command]) -> dict[str
                 "commandLists": [{"scopes": [scope], "commands": listed} for scope in SCOPES],
             }
         ],
+        "supportedChannelTypes": list(CHANNEL_TYPES),
         "permissions": ["identity", "messageTeamMembers"],
         "validDomains": [details.host],
     }

@@ -42,6 +42,9 @@ def test_the_package_holds_a_manifest_naming_the_bot_and_its_commands() -> None:
     assert set(files) == {"color.png", "outline.png"}
     assert manifest["manifestVersion"] == "1.17" and "v1.17" in str(manifest["$schema"])
     assert manifest["id"] == APP_ID and manifest["validDomains"] == [HOST]
+    # Rooms open as private or shared channels too; Teams keeps the bot out of those unless declared.
+    assert manifest["supportedChannelTypes"] == ["sharedChannels", "privateChannels"]
+    assert tuple(int(part) for part in str(manifest["manifestVersion"]).split(".")) >= (1, 16)
     assert manifest["developer"] == {"name": "Example Police", "websiteUrl": f"https://{HOST}/",
                                      "privacyUrl": f"https://{HOST}/", "termsOfUseUrl": f"https://{HOST}/"}  # fmt: skip
     [bot] = manifest["bots"]  # type: ignore[misc]
