@@ -1,24 +1,28 @@
-"""Adaptive Card building blocks: pure functions returning dicts."""
+"""Adaptive Card building blocks: pure functions returning dicts.
+
+Text is escaped by default (dialogs/text.py, card rules): pass `Markdown` (our own constants, or
+`card_markdown(template, **people's_text)`) for text that is Markdown on purpose.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+from dialogs.text import for_card
 
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERSION = "1.5"
 
-_MARKDOWN_SPECIALS = "\\`*_{}[]()#+-.!|<>~"
-
-
-def escape(text: str) -> str:
-    """Make user text show literally in Teams Markdown and card TextBlocks."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS and ch not in "<>" else ch for ch in text)
-
 
 def text_block(text: str, **extra: Any) -> dict[str, Any]:
-    """A wrapping TextBlock."""
-    return {"type": "TextBlock", "text": text, "wrap": True, **extra}
+    """A wrapping TextBlock showing text literally (or as Markdown, if it is `Markdown`)."""
+    return {"type": "TextBlock", "text": for_card(text), "wrap": True, **extra}
+
+
+def facts(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """A FactSet; titles and values shown literally unless they are `Markdown`."""
+    return {"type": "FactSet", "facts": [{"title": for_card(k), "value": for_card(v)} for k, v in pairs]}
 
 
 def command_button(title: str, command: str) -> dict[str, Any]:

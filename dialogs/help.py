@@ -8,6 +8,7 @@ from typing import ClassVar
 from dialogs.context import CommandContext, Reply
 from dialogs.parsing import Args
 from dialogs.registry import Command, Router
+from dialogs.text import code, escape_message, message_markdown
 from policies import Resource
 
 
@@ -32,12 +33,15 @@ def register(root: Router) -> None:
         wanted = " ".join(args.command.lower().lstrip("/").split())
         match = next((c for c in allowed if c.words == wanted), None)
         if match is not None:
-            text = f"**{match.usage}**\n\n{match.summary}"
-            return Reply(text=f"{text}\n\n{match.description}" if match.description else text)
+            parts = [f"**{escape_message(match.usage)}**", escape_message(match.summary)]
+            if match.description:  # docstrings are plain text
+                parts.append(escape_message(match.description))
+            return Reply(text="\n\n".join(parts))
         group = [c for c in allowed if c.words.startswith(wanted + " ")]
         if group:
-            return Reply(text=_listing(group, heading=f"**/{wanted}** commands you can run:"))
-        return Reply(text=f"There is no command `/{wanted}` you can run here. Try `/help`.")
+            heading = message_markdown("**/{words}** commands you can run:", words=wanted)
+            return Reply(text=_listing(group, heading=heading))
+        return Reply(text=f"There is no command {code('/' + wanted)} you can run here. Try `/help`.")
 
 
 def _as_if_valid(ctx: CommandContext, command: Command) -> Resource:
@@ -49,7 +53,10 @@ def _as_if_valid(ctx: CommandContext, command: Command) -> Resource:
 
 
 def _listing(commands: list[Command], *, heading: str) -> str:
+    """Message Markdown. `<command>` is outside the code span, as `&lt;command&gt;`: some clients (Agents
+    Playground) escape `<` in a message before reading its Markdown, so in a code span it would show as
+    `&lt;command&gt;`; an entity outside one shows as `<` everywhere."""
     lines = [heading, ""]
-    lines += [f"- `/{c.words}`: {c.summary}" for c in commands]
-    lines += ["", "Type `/help <command>` for its options."]
+    lines += [f"- {code('/' + c.words)}: {escape_message(c.summary)}" for c in commands]
+    lines += ["", f"Type `/help` {escape_message('<command>')} for its options."]
     return "\n".join(lines)

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 from core.rooms.flows import Status
 from core.rooms.models import Room
-from dialogs.cards import card, command_button, text_block
+from dialogs.cards import card, command_button, facts, text_block
+from dialogs.text import Markdown, card_markdown
 
 _BANNER_STYLE = {"OFFICIAL": "accent", "OFFICIAL-SENSITIVE": "attention"}
 
@@ -18,10 +19,6 @@ def banner(classification: str) -> dict[str, Any]:
     """The classification banner every room card starts with."""
     return {"type": "Container", "style": _BANNER_STYLE.get(classification, "accent"), "bleed": True,
             "items": [text_block(classification, weight="Bolder", horizontalAlignment="Center")]}  # fmt: skip
-
-
-def _facts(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    return {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in pairs]}
 
 
 def local(moment: datetime | None, zone: str) -> str:
@@ -33,18 +30,19 @@ def local(moment: datetime | None, zone: str) -> str:
 
 def room_card(room: Room, *, tasks: int = 0, template_name: str | None = None) -> dict[str, Any]:
     """Posted when the room opens: what it is, who leads, the commands that matter."""
-    facts = [("Key", room.key), ("Lead", room.lead_name or room.lead_aad_id),
+    pairs = [("Key", room.key), ("Lead", room.lead_name or room.lead_aad_id),
              ("Classification", room.classification), ("Daily digest", f"{room.digest_time or 'off'} "
              f"({room.timezone})")]  # fmt: skip
     if template_name:
-        facts.append(("Template", f"{template_name} ({tasks} tasks created)"))
+        pairs.append(("Template", f"{template_name} ({tasks} tasks created)"))
     body = [banner(room.classification),
             text_block(f"Operation room: {room.name}", weight="Bolder", size="Large"),
-            _facts(facts)]  # fmt: skip
+            facts(pairs)]  # fmt: skip
     if room.purpose:
         body.append(text_block(room.purpose))
-    body.append(text_block("In this thread: `/task add`, `/task list`, `/invite`, `/room status`, "
-                           "`/room close`. Everything done here is audited.", isSubtle=True))  # fmt: skip
+    commands = Markdown("In this thread: `/task add`, `/task list`, `/invite`, `/room status`, "
+                        "`/room close`. Everything done here is audited.")  # fmt: skip
+    body.append(text_block(commands, isSubtle=True))
     return card(body, [command_button("Room status", "room status"),
                        command_button("Tasks", "task list")])  # fmt: skip
 
@@ -55,7 +53,7 @@ def status_card(status: Status, *, now: datetime) -> dict[str, Any]:
     state = "closed (read-only)" if room.closed else "open"
     if room.orphaned:
         state += f"; orphaned: {room.orphaned_reason or 'its Teams space is gone'}"
-    facts = [("Key", room.key), ("State", state), ("Lead", room.lead_name or room.lead_aad_id),
+    pairs = [("Key", room.key), ("State", state), ("Lead", room.lead_name or room.lead_aad_id),
              ("Classification", room.classification),
              ("Tasks", f"{status.open_tasks} open, {status.overdue_tasks} overdue"),
              ("Next digest", next_digest(room, now=now))]  # fmt: skip
@@ -63,20 +61,21 @@ def status_card(status: Status, *, now: datetime) -> dict[str, Any]:
     for member in status.members:
         agency = member.agency or "Police"
         groups[agency].append(f"{member.name or member.aad_id} ({member.role.replace('_', ' ')})")
-    members = [text_block(f"**{agency}**: " + ", ".join(names)) for agency, names in sorted(groups.items())]
+    members = [text_block(card_markdown("**{agency}**: {names}", agency=agency, names=", ".join(names)))
+               for agency, names in sorted(groups.items())]  # fmt: skip
     body = [banner(room.classification), text_block(f"{room.name}: status", weight="Bolder", size="Medium"),
-            _facts(facts), text_block("Members", weight="Bolder"), *members]  # fmt: skip
+            facts(pairs), text_block("Members", weight="Bolder"), *members]  # fmt: skip
     return card(body)
 
 
 def close_card(room: Room, *, open_tasks: int, members: int) -> dict[str, Any]:
     """Posted when a room closes: a summary, and that it is now read-only."""
-    facts = [("Key", room.key), ("Closed", local(room.closed_at, room.timezone)),
+    pairs = [("Key", room.key), ("Closed", local(room.closed_at, room.timezone)),
              ("Reason", room.closed_reason or "not given"), ("Open tasks left", str(open_tasks)),
              ("Members", str(members))]  # fmt: skip
-    reopen = "The room is now read-only. A lead or supervisor can `/room reopen` it."
+    reopen = Markdown("The room is now read-only. A lead or supervisor can `/room reopen` it.")
     body = [banner(room.classification), text_block(f"{room.name} is closed", weight="Bolder", size="Medium"),
-            _facts(facts), text_block(reopen)]  # fmt: skip
+            facts(pairs), text_block(reopen)]  # fmt: skip
     return card(body)
 
 

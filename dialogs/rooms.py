@@ -20,6 +20,7 @@ from dialogs.facts import visible
 from dialogs.parsing import Args
 from dialogs.registry import Router
 from dialogs.room_cards import close_card, room_card, status_card
+from dialogs.text import Markdown, code, for_message, message_markdown
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -100,9 +101,10 @@ class LeadArgs(RoomArgs):
 
 
 def _refuse(ctx: CommandContext, text: str) -> Reply:
+    """A refusal: text is shown literally unless it is `Markdown`."""
     ctx.note.outcome = "refused"
-    ctx.note.detail = text
-    return Reply(text=text)
+    ctx.note.detail = str(text)
+    return Reply(text=for_message(text))
 
 
 def _sentence(exc: Exception) -> str:
@@ -121,17 +123,18 @@ async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply | Later:
     if conversation.conversation_type != "channel" or not conversation.channel_id:
         return _refuse(ctx, "Open rooms from a channel of a team: the room gets a thread (or channel) there.")
     if ctx.room is not None:  # typed inside a room's thread or channel
-        inside = f"This is {ctx.room.key}'s space"
-        return _refuse(ctx, f"{inside}: open new rooms from a channel outside any room.")
+        inside = message_markdown("This is {key}'s space", key=ctx.room.key)
+        return _refuse(ctx, Markdown(f"{inside}: open new rooms from a channel outside any room."))
     template = None
     if args.template:
         template = ctx.templates.get(args.template.lower())
         if template is None:
-            known = ", ".join(f"`{key}`" for key in sorted(ctx.templates)) or "none installed"
-            return _refuse(ctx, f"There is no template `{args.template}`. Available: {known}.")
+            known = ", ".join(code(key) for key in sorted(ctx.templates)) or "none installed"
+            return _refuse(ctx, Markdown(f"There is no template {code(args.template)}. Available: {known}."))
     if args.channel != "thread" and not ctx.teams.graph_configured:
         needs = f"A {args.channel} channel needs Microsoft Graph: set {GRAPH_SETTINGS}"
-        return _refuse(ctx, f"{needs} (application permission Channel.Create), or open the room as a thread.")
+        return _refuse(ctx, Markdown(f"{needs} (application permission Channel.Create), "
+                                     "or open the room as a thread."))  # fmt: skip
     if args.channel != "thread" and len(args.name) > CHANNEL_NAME_MAX:
         size = f"at most {CHANNEL_NAME_MAX} characters (this one is {len(args.name)})"
         return _refuse(ctx, f"Teams channel names are {size}: shorten it, or open the room as a thread.")
@@ -184,11 +187,15 @@ async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply | Later:
         opened = opening.complete(session, room_id, template=template, space_kind=space.kind,
                                   conversation_id=space.conversation_id, reference=space.reference,
                                   now=now)  # fmt: skip
-        lines = [f"Opened **{key}**: {safe.clean(args.name, 80)} ({opened.room.classification})."]
+        name = safe.clean(args.name, 80) or ""
+        opened_text = message_markdown("Opened **{key}**: {name} ({classification}).", key=key, name=name,
+                                       classification=opened.room.classification)  # fmt: skip
+        lines: list[str] = [opened_text]
         if was_taken:
-            lines.append(f"That name was in use, so this room's key is {key}.")
+            lines.append(message_markdown("That name was in use, so this room's key is {key}.", key=key))
         if opened.tasks and template is not None:
-            lines.append(f"{len(opened.tasks)} tasks from the {template.name} template are in the room.")
+            lines.append(message_markdown("{count} tasks from the {name} template are in the room.",
+                                          count=str(len(opened.tasks)), name=template.name))  # fmt: skip
         where = "thread below" if space.kind == "thread" else f"new {space.kind} channel"
         lines.append(f"Work in the {where}; commands there act on the room.")
         return Reply(text=" ".join(lines))
@@ -230,13 +237,15 @@ async def room_list(ctx: CommandContext, args: ListArgs) -> Reply:
     found = visible(lambda _p, requests: ctx.may_all(requests), ctx.principal,
                     await ctx.db.run(rooms, readonly=True), team_id=team, now=now)  # fmt: skip
     if not found:
-        return Reply(text="No rooms yet. Open one from a team channel with `/room open <name>`.")
+        return Reply(text="No rooms yet. Open one from a team channel: `/room open Operation Lantern`.")
     lines = ["All rooms:" if args.all else "Your rooms:", ""]
     for room in found:
         state = "closed" if room.closed else "open"
         if room.orphaned:
             state += ", orphaned"
-        lines.append(f"- **{room.key}** {safe.clean(room.name, 80)} ({state}; lead {room.lead_name or '-'})")
+        name = safe.clean(room.name, 80) or ""
+        lines.append(message_markdown("- **{key}** {name} ({state}; lead {lead})", key=room.key, name=name,
+                                      state=state, lead=room.lead_name or "-"))  # fmt: skip
     return Reply(text="\n".join(lines))
 
 
@@ -272,7 +281,7 @@ async def room_reopen(ctx: CommandContext, args: RoomArgs) -> Later:
 
     def reopen(session: Session) -> Reply:
         room = flows.reopen_room(session, room_id)
-        reply = Reply(text=f"**{room.key}** is open again.")
+        reply = Reply(text=message_markdown("**{key}** is open again.", key=room.key))
         if not here:
             flows.notify(session, room, reply.activity(), now=now)
         return reply
@@ -290,11 +299,13 @@ async def room_lead(ctx: CommandContext, args: LeadArgs) -> Later:
 
     def change(session: Session) -> Reply:
         room = flows.change_lead(session, room_id, aad_id=person.aad_id, name=person.name, now=now)
-        text = f"{safe.clean(person.name or person.aad_id, 120)} now leads **{room.key}**."
+        who = safe.clean(person.name or person.aad_id, 120) or ""
+        text: str = message_markdown("{who} now leads **{key}**.", who=who, key=room.key)
         if not here:
             flows.notify(session, room, Reply(text=text).activity(), now=now)
         if problem:
-            text += f" I could not make them an owner of the room's channel ({problem}); a channel owner can."
+            text += message_markdown(" I could not make them an owner of the room's channel ({problem}); "
+                                     "a channel owner can.", problem=problem)  # fmt: skip
         return Reply(text=text)
 
     return ctx.work.reply_from(change)

@@ -62,7 +62,7 @@ async def test_b2b_guest_in_the_home_tenant_is_a_guest(harness: Harness) -> None
 async def test_help_for_one_command_shows_its_usage(harness: Harness) -> None:
     supervisor = {"id": fixtures.SUPERVISOR_ID, "aadObjectId": fixtures.SUPERVISOR_AAD}
     result = await harness.say("personal_message", "/help audit verify", from_=supervisor)
-    assert result.texts[0].startswith("**/audit verify**")
+    assert result.texts[0].startswith("**/audit verify")
     hidden = await harness.say("personal_message", "/help audit verify")
     assert "no command `/audit verify` you can run" in hidden.texts[0]
 
