@@ -11,7 +11,9 @@ from botbuilder.schema import Activity, ActivityTypes
 from bot.turn import Route
 from dialogs.registry import CommandParseError, Router, UnknownCommand
 
-_TAGS = re.compile(r"<[^<>]*>")  # [^<>]: linear on a run of "<" (a 256 KB one once took 38 s)
+# Only mention markup: any other <...> in the text is what the person typed (Agents Playground sends it as
+# typed; Teams sends it as &lt;...&gt;). [^<>]: linear on a run of "<" (a 256 KB one once took 38 s).
+_TAGS = re.compile(r"</?at(?:\s[^<>]*)?>", re.IGNORECASE)
 
 EVENT_ACTIONS = ("event.installed", "event.uninstalled", "event.members_changed", "event.installation_add",
                  "event.installation_remove", "event.installation_update")  # fmt: skip
@@ -40,7 +42,8 @@ def _without_mentions_of(activity: Activity, bot_id: str | None) -> str:
 
 
 def command_text(activity: Activity) -> str:
-    """The message text with the bot's mention, markup and a leading slash removed."""
+    """The message text with the bot's mention, mention markup (`<at>Ben</at>` is `Ben`), entities and a
+    leading slash removed; `<`, `>` and everything else typed are kept."""
     raw = _without_mentions_of(activity, activity.recipient.id if activity.recipient else None)
     raw = html.unescape(_TAGS.sub(" ", raw)).replace("\xa0", " ")
     text = " ".join(raw.split())

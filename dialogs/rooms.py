@@ -41,6 +41,8 @@ CHANNEL_NAME_MAX = 50
 
 class OpenArgs(Args):
     positional: ClassVar[tuple[str, ...]] = ("name",)
+    labels: ClassVar[dict[str, str]] = {"template": "T", "classification": "OFFICIAL|OFFICIAL-SENSITIVE",
+                                        "purpose": "TEXT", "digest": "HH:MM"}  # fmt: skip
     name: str
     template: str | None = None
     classification: str | None = None
@@ -54,8 +56,6 @@ class OpenArgs(Args):
         value = value.strip()
         if not value:
             raise ValueError("a room needs a name")
-        if safe.has_control_chars(value):
-            raise ValueError("names cannot contain control characters")
         if len(value) > 80:
             raise ValueError(f"names are at most 80 characters (this one is {len(value)})")
         return value
@@ -92,6 +92,7 @@ class ListArgs(Args):
 
 
 class CloseArgs(RoomArgs):
+    labels: ClassVar[dict[str, str]] = {"reason": "TEXT"}
     reason: str | None = None
 
 

@@ -104,7 +104,7 @@ async def test_bad_input_is_refused_with_the_rule_and_changes_nothing(
 async def test_control_characters_in_a_name_are_refused(rooms: Harness, db: Database) -> None:
     activity = rooms.activity("channel_message_mention", "room open Op\u0007Bell")
     result = await rooms.send(activity)
-    assert result.texts[0].startswith("name: names cannot contain control characters")
+    assert result.texts[0].startswith("name: cannot contain control characters")
     assert rows(db, "SELECT count(*) FROM room") == [(0,)]
 
 
