@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.rooms.flows import Status
 from core.rooms.models import Room
 from dialogs.cards import card, command_button, facts, text_block
-from dialogs.text import Markdown, card_markdown
+from dialogs.text import Markdown, card_markdown, code
 
 _BANNER_STYLE = {"OFFICIAL": "accent", "OFFICIAL-SENSITIVE": "attention"}
 
@@ -21,6 +23,19 @@ def banner(classification: str) -> dict[str, Any]:
             "items": [text_block(classification, weight="Bolder", horizontalAlignment="Center")]}  # fmt: skip
 
 
+ROOM_COMMANDS = ("task add", "task list", "invite", "room status", "room close")
+"""The commands a room card points to, in order; only those the bot has are shown."""
+ROOM_BUTTONS = (("Room status", "room status"), ("Tasks", "task list"))
+
+
+@cache
+def registered() -> frozenset[str]:
+    """The words of every command the bot has."""
+    from dialogs.commands import build_router  # here: dialogs.commands imports the room commands
+
+    return frozenset(command.words for command in build_router().commands())
+
+
 def local(moment: datetime | None, zone: str) -> str:
     """A moment as people in the room read it."""
     if moment is None:
@@ -28,8 +43,10 @@ def local(moment: datetime | None, zone: str) -> str:
     return moment.astimezone(ZoneInfo(zone)).strftime("%a %d %b %Y %H:%M")
 
 
-def room_card(room: Room, *, tasks: int = 0, template_name: str | None = None) -> dict[str, Any]:
-    """Posted when the room opens: what it is, who leads, the commands that matter."""
+def room_card(room: Room, *, commands: Collection[str], tasks: int = 0,
+              template_name: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Posted when the room opens: what it is, who leads, the commands that matter (of `commands`, the
+    words of those the bot has: see `registered`)."""
     pairs = [("Key", room.key), ("Lead", room.lead_name or room.lead_aad_id),
              ("Classification", room.classification), ("Daily digest", f"{room.digest_time or 'off'} "
              f"({room.timezone})")]  # fmt: skip
@@ -40,11 +57,11 @@ def room_card(room: Room, *, tasks: int = 0, template_name: str | None = None) -
             facts(pairs)]  # fmt: skip
     if room.purpose:
         body.append(text_block(room.purpose))
-    commands = Markdown("In this thread: `/task add`, `/task list`, `/invite`, `/room status`, "
-                        "`/room close`. Everything done here is audited.")  # fmt: skip
-    body.append(text_block(commands, isSubtle=True))
-    return card(body, [command_button("Room status", "room status"),
-                       command_button("Tasks", "task list")])  # fmt: skip
+    advertised = ", ".join(code(f"/{words}") for words in ROOM_COMMANDS if words in commands)
+    where = f"In this thread: {advertised}. " if advertised else ""
+    body.append(text_block(Markdown(f"{where}Everything done here is audited."), isSubtle=True))
+    buttons = [command_button(title, words) for title, words in ROOM_BUTTONS if words in commands]
+    return card(body, buttons)
 
 
 def status_card(status: Status, *, now: datetime) -> dict[str, Any]:

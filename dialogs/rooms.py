@@ -19,7 +19,7 @@ from dialogs.context import CommandContext, Later, Reply
 from dialogs.facts import visible
 from dialogs.parsing import Args
 from dialogs.registry import Router
-from dialogs.room_cards import close_card, room_card, status_card
+from dialogs.room_cards import close_card, registered, room_card, status_card
 from dialogs.text import Markdown, code, for_message, message_markdown
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply | Later:
     assert room.id is not None
     room_id, key = room.id, room.key
     ctx.note.room_key = key
-    card = room_card(room, tasks=len(template.tasks) if template else 0,
+    card = room_card(room, commands=registered(), tasks=len(template.tasks) if template else 0,
                      template_name=template.name if template else None)  # fmt: skip
     # Step 2: Teams makes the room's space and shows its card.
     try:

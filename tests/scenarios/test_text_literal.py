@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.db import Database
+from dialogs.commands import build_router
 from tests.dialogs.test_text import render
 from tests.scenarios.conftest import Harness
 from tests.scenarios.rooms_support import in_thread, open_room, room_thread, rows
@@ -98,3 +99,16 @@ async def test_help_shows_angle_brackets_as_text(harness: Harness) -> None:
                             "[--purpose TEXT] [--digest HH:MM]")  # fmt: skip
     unknown = await harness.say("personal_message", "/help <b>`x`")
     assert render(unknown.texts[0], target="message").startswith("There is no command /<b>`x` you can run here.")
+
+
+async def test_the_room_card_points_only_to_commands_the_bot_has(rooms: Harness) -> None:
+    await open_room(rooms)
+    card = room_card(rooms)
+    words = {c.words for c in build_router().commands()}
+    hint = blocks(card)[-1]
+    assert hint.startswith("In this thread: /room status, /room close.") and "/task" not in hint
+    assert [a["data"]["command"] for a in card["actions"]] == ["room status"]
+    for action in card["actions"]:  # each button runs: the command exists
+        assert action["data"]["command"] in words
+        pressed = await rooms.send(in_thread(rooms, room_thread(rooms), action["data"]["command"]))
+        assert pressed.replies[0]["attachments"][0]["content"]["body"][1]["text"] == "Operation Lantern: status"
