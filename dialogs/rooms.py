@@ -270,6 +270,7 @@ async def room_close(ctx: CommandContext, args: CloseArgs) -> Later:
         summary = Reply(card=close_card(room, open_tasks=status.open_tasks, members=len(status.members)))
         if not here:
             flows.notify(session, room, summary.activity(), now=now)
+            _told(ctx, room)
         return summary
 
     return ctx.work.reply_from(close)
@@ -285,6 +286,7 @@ async def room_reopen(ctx: CommandContext, args: RoomArgs) -> Later:
         reply = Reply(text=message_markdown("**{key}** is open again.", key=room.key))
         if not here:
             flows.notify(session, room, reply.activity(), now=now)
+            _told(ctx, room)
         return reply
 
     return ctx.work.reply_from(reopen)
@@ -304,6 +306,7 @@ async def room_lead(ctx: CommandContext, args: LeadArgs) -> Later:
         text: str = message_markdown("{who} now leads **{key}**.", who=who, key=room.key)
         if not here:
             flows.notify(session, room, Reply(text=text).activity(), now=now)
+            _told(ctx, room)
         if problem:
             text += message_markdown(" I could not make them an owner of the room's channel ({problem}); "
                                      "a channel owner can.", problem=problem)  # fmt: skip
@@ -337,6 +340,12 @@ async def _make_channel_owner(ctx: CommandContext, aad_id: str) -> str | None:
 def _room_id(ctx: CommandContext) -> int:
     assert ctx.room is not None and ctx.room.id is not None
     return ctx.room.id
+
+
+def _told(ctx: CommandContext, room: Room) -> None:
+    """The room's own conversation was sent this too: a recipient for the audit event."""
+    if room.conversation_id:
+        ctx.note.recipients = [*(ctx.note.recipients or []), room.conversation_id]
 
 
 def _typed_in_room(ctx: CommandContext) -> bool:
