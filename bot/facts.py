@@ -8,6 +8,7 @@ from dataclasses import replace
 from bot.pipeline import Loader
 from bot.turn import Turn
 from core import text as safe
+from dialogs.text import escape_message
 
 
 async def person(turn: Turn, field: str) -> None:
@@ -18,7 +19,8 @@ async def person(turn: Turn, field: str) -> None:
         return
     found = await turn.teams.resolve(who)
     if found is None:  # the policy decides on an unknown person; a refusal says why
-        turn.facts.notes.append(f"I can't find {safe.clean(who, 80)} here: mention them or use their email")
+        named = escape_message(safe.clean(who, 80) or "")
+        turn.facts.notes.append(f"I can't find {named} here: mention them or use their email")
         turn.resource = replace(turn.resource, target_kind="unknown")
         return
     turn.facts.person = found

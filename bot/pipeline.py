@@ -38,6 +38,7 @@ from core.rooms import service as room_service
 from dialogs.context import Reply
 from dialogs.facts import room_facts, visible
 from dialogs.registry import Router
+from dialogs.text import escape_message
 from policies import Policy
 from policies.model import RoomRole
 
@@ -237,7 +238,7 @@ class Pipeline:
         if found.kind == "parse_error" and found.command is not None:
             turn.outcome = "parse_error"
             turn.detail = found.message
-            turn.reply = Reply(text=f"{found.message}\n\nUsage: `{found.command.usage}`")
+            turn.reply = Reply(text=f"{found.message}\n\nUsage: **{escape_message(found.command.usage)}**")
             return
         if found.kind == "unknown":
             turn.outcome = "unknown_command"
@@ -279,7 +280,8 @@ class Pipeline:
                 room = None
         if key and room is None:
             turn.outcome = "no_room"  # the same answer whether the room exists or not
-            turn.reply = Reply(text=f"There is no room {safe.clean(key.upper(), 40)} that you can see.")
+            shown = escape_message(safe.clean(key.upper(), 40) or "")
+            turn.reply = Reply(text=f"There is no room {shown} that you can see.")
             return
         if room is None and found.command.needs_room:
             turn.outcome = "needs_room"

@@ -14,6 +14,7 @@ from core.errors import Refused
 from core.rooms import flows as rooms
 from core.rooms.models import Room
 from dialogs.context import Reply, Work
+from dialogs.text import code, escape_message
 from policies import Principal
 
 
@@ -23,7 +24,7 @@ def failed(turn: Turn, exc: BaseException) -> None:
     turn.claim = None
     turn.work, turn.on_commit = Work(), []
     turn.reply = Reply(text="Sorry, something went wrong and nothing was changed. "
-                            f"Reference: `{turn.activity.id or 'unknown'}`.")  # fmt: skip
+                            f"Reference: {code(turn.activity.id or 'unknown')}.")  # fmt: skip
 
 
 def run_staged(session: Session, turn: Turn) -> None:
@@ -36,7 +37,7 @@ def run_staged(session: Session, turn: Turn) -> None:
         session.info.clear()  # per-transaction caches (the audit head) may describe undone writes
         message = str(exc).rstrip(". ")
         turn.note.outcome, turn.note.detail = "refused", message
-        turn.reply = Reply(text=f"{message[:1].upper()}{message[1:]}.")
+        turn.reply = Reply(text=escape_message(f"{message[:1].upper()}{message[1:]}."))
         return
     savepoint.commit()
 

@@ -79,7 +79,7 @@ async def test_unknown_command_suggests_the_closest(harness: Harness) -> None:
 
 async def test_malformed_command_gets_its_usage(harness: Harness) -> None:
     result = await harness.say("personal_message", "/help --colour red")
-    assert result.texts == ["unknown option `--colour`\n\nUsage: `/help [command]`"]
+    assert result.texts == ["unknown option `--colour`\n\nUsage: **/help \\[command\\]**"]
     [event] = harness.audit()
     assert event["outcome"] == "parse_error" and event["action"] == "help"
     assert event["decision"] is None

@@ -94,7 +94,7 @@ async def test_bad_input_is_refused_with_the_rule_and_changes_nothing(
 ) -> None:
     result = await open_room(rooms, command)
     assert result.texts[0].startswith(message), result.texts
-    assert "Usage: `/room open <name>" in result.texts[0]
+    assert "Usage: **/room open &lt;name&gt;" in result.texts[0]
     assert rows(db, "SELECT count(*) FROM room") == [(0,)]
     assert rows(db, "SELECT count(*) FROM task") == [(0,)]
     [event] = rooms.audit()

@@ -64,8 +64,8 @@ async def test_room_close_takes_a_reason_of_several_words(rooms: Harness, db: Da
 
 async def test_what_cannot_be_placed_is_refused_with_the_usage(rooms: Harness, db: Database) -> None:
     flag = await open_room(rooms, "room open Lantern --purpose use the --force")
-    assert flag.texts[0].startswith("unknown option `--force`\n\nUsage: `/room open <name> ")
-    assert "[--purpose TEXT]" in flag.texts[0]
+    assert flag.texts[0].startswith("unknown option `--force`\n\nUsage: **/room open &lt;name&gt; ")
+    assert "\\[--purpose TEXT\\]" in flag.texts[0]
     bidi = await open_room(rooms, "room open Lantern --purpose pay \u202eeulav")
     assert bidi.texts[0].startswith("purpose: cannot contain control characters or bidi overrides")
     extra = await rooms.say("channel_message_mention", "room list --all rooms")
