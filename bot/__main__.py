@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot import logs, manifest
-from bot.app import create_app
+from bot.app import SERVER_OPTIONS, create_app
 from bot.config import Settings, SettingsError, load
 from bot.policy_actions import required_actions
 from core import schema
@@ -158,7 +158,7 @@ def serve(settings: Settings) -> int:
         return 2
     app.on_cleanup.append(lambda _app: _close(db))
     log.info("opsroom listening on http://%s:%s/api/messages", settings.host, settings.port)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, **SERVER_OPTIONS)
     return 0
 
 
