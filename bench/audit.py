@@ -2,7 +2,9 @@
 
 Everything goes through the product's own API: `Database.run` (and the group
 commit `Database.commit` when core/db.py has one) with `flows.record`,
-`service.verify`, and `service.query` when it exists.
+`service.verify`, and `service.query` when it exists. Appends are signed
+(Ed25519, a key made for the run) as the running bot's are; "chain verified
+after" checks the signatures too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy import event, select, text
 from sqlmodel import Session
 
 from bench import fill, procs
-from core.audit import flows, service
+from core.audit import flows, service, signing
 from core.audit.models import Actor, AuditEvent, EventDraft, Where
 from core.db import Database
 
@@ -91,6 +93,8 @@ def measure_appends(url: str, label: str, cfg: AuditConfig, work: Path) -> list[
     """Each append API at each writer count against one migrated database."""
     procs.migrate(url, work / "migrate.log")
     db = Database(url)
+    signer = signing.Signer.generate()
+    signing.attach(db.engine, signer)  # every append signs its head, as the running bot's do
     out = []
     try:
         for api_name, api in append_apis(db).items():
@@ -101,9 +105,10 @@ def measure_appends(url: str, label: str, cfg: AuditConfig, work: Path) -> list[
                             "seconds": seconds, "per_second": count / seconds})  # fmt: skip
                 print(f"  {label:10} {api_name:26} {writers:3} writers: {count / seconds:8.0f} events/s",
                       flush=True)  # fmt: skip
-        result = db.transaction(lambda s: service.verify(s), readonly=True)
+        result = db.transaction(lambda s: service.verify(s, keys=signer.keyring()), readonly=True)
         for row in out:
             row["chain_ok"] = result.ok
+            row["signed"] = True
     finally:
         db.close()
     return out

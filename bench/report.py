@@ -45,7 +45,8 @@ make bench                                  # = .venv/bin/python -m bench: every
   the request to reading the whole response; the connector's reply count is checked against it.
   Echo and opsroom run side by side and are loaded one after the other, never together.
 - **Audit appends**: `await db.run(lambda s: flows.record(s, draft))` (and `db.commit(...)`, the
-  group commit, when core/db.py has it) from 1, 8 and 50 asyncio tasks, on a fresh SQLite file and
+  group commit, when core/db.py has it) from 1, 8 and 50 asyncio tasks, each append signing its head
+  with Ed25519 (`core.audit.signing`, a key made for the run), on a fresh SQLite file and
   on a PostgreSQL database `opsroom_bench_<pid>` created on `BENCH_PG_URL` (default
   `postgresql://postgres@127.0.0.1:5432/test`) and dropped afterwards. Durable: SQLite runs
   `synchronous=FULL` in WAL mode, PostgreSQL its defaults.
@@ -183,6 +184,8 @@ def audit_section(audit: dict[str, Any]) -> list[str]:
                      f"{r['per_second']:,.0f} | {target} | {r.get('chain_ok')} |")  # fmt: skip
     for backend, why in audit.get("skipped", {}).items():
         lines.append(f"| {backend} | skipped: {why} | | | | | |")
+    if any(r.get("signed") for r in audit["runs"]):
+        lines += ["", "Every append signed its head (Ed25519); the check after verified the signatures."]
     if audit.get("pg_version"):
         lines += ["", f"PostgreSQL server {audit['pg_version']}."]
     return lines

@@ -20,7 +20,8 @@ def read(path: Path) -> list[Checkpoint]:
             continue
         try:
             data = json.loads(line)
-            points.append(Checkpoint(int(data["seq"]), str(data["hash"])))
+            signed = None if data.get("signed") is None else int(data["signed"])
+            points.append(Checkpoint(int(data["seq"]), str(data["hash"]), signed))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: not a checkpoint line") from exc
     return points
@@ -29,7 +30,10 @@ def read(path: Path) -> list[Checkpoint]:
 def append(path: Path, point: Checkpoint) -> None:
     """Add a checkpoint line and make it durable."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"seq": point.seq, "hash": point.hash, "at": datetime.now(UTC).isoformat()})
+    fields: dict[str, object] = {"seq": point.seq, "hash": point.hash}
+    if point.signed is not None:
+        fields["signed"] = point.signed
+    line = json.dumps(fields | {"at": datetime.now(UTC).isoformat()})
     with path.open("a", encoding="utf-8") as handle:
         handle.write(line + "\n")
         handle.flush()

@@ -52,6 +52,36 @@ class AuditEvent(SQLModel, table=True):
     hash: str = Field(sa_column=Column(String(64), nullable=False))
 
 
+class AuditSignature(SQLModel, table=True):
+    """A signed chain head: an Ed25519 signature over (seq, hash, from_seq) of the last event an append wrote.
+
+    Written in the same transaction as the events it covers; never updated or deleted.
+    """
+
+    __tablename__ = "audit_signature"
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))
+    signature: str = Field(sa_column=Column(String(128), nullable=False))
+    key_id: str = Field(sa_column=Column(String(32), nullable=False))
+    from_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """The signature vouches for events from_seq..seq (0: every event up to seq)."""
+    at: str = Field(sa_column=Column(String(27), nullable=False))
+
+
+class AuditMeta(SQLModel, table=True):
+    """Facts about the audit store itself, written by migrations (signing_began_after)."""
+
+    __tablename__ = "audit_meta"
+
+    key: str = Field(sa_column=Column(String(64), primary_key=True))
+    value: str = Field(sa_column=Column(String(256), nullable=False))
+
+
+SIGNING_BEGAN_AFTER = "signing_began_after"
+"""audit_meta key: the head seq when migration 0005 ran; later events must be signed."""
+
+
 # The columns covered by the hash, in a fixed order (everything but `hash`).
 HASHED_FIELDS: tuple[str, ...] = (
     "seq", "at", "actor_aad_id", "actor_tenant_id", "actor_name", "actor_kind",

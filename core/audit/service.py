@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlmodel import Session, col
 
 from core import text as safe
-from core.audit.chain import Checkpoint, Link, VerifyResult, event_hash, verify_rows
+from core.audit import signatures, signing
+from core.audit.chain import Checkpoint, VerifyResult, event_hash, verify_rows
+from core.audit.links import iter_links
 from core.audit.models import GENESIS_HASH, HASHED_FIELDS, AuditEvent, EventDraft
+
+log = logging.getLogger(__name__)
 
 # Key of the PostgreSQL advisory lock that orders appends (any fixed 64-bit value).
 PG_APPEND_LOCK = 0x6F70_7372_6F6F_6D01
@@ -138,6 +143,7 @@ def append(
 ) -> list[StoredEvent]:
     """Append events after the current head, in this transaction."""
     seq, prev = _lock_head(session)
+    base, base_hash = seq, prev
     at = utc_stamp(now)
     rows = []
     for draft in drafts:
@@ -146,9 +152,76 @@ def append(
         prev = values["hash"]
         rows.append(values)
     if rows:
-        session.execute(insert(AuditEvent.__table__), rows)  # type: ignore[attr-defined]
+        connection = session.connection()
+        statement = _statement(connection, _INSERT_EVENT)
+        connection.exec_driver_sql(statement, [tuple(r[name] for name in _EVENT_COLUMNS) for r in rows])
         session.info[_HEAD_CACHE] = (session.get_transaction(), seq, prev)
+        signer = signing.signer_for(session)
+        if signer is not None:
+            _sign_head(session, signer, seq, prev, _vouched_from(session, signer, base, base_hash), at)
     return [StoredEvent(**values) for values in rows]
+
+
+# Appends are the hot path (every request writes one): the statements go to the driver as they are,
+# without SQLAlchemy's per-statement compile and result machinery (half an append's time otherwise).
+_EVENT_COLUMNS = (*HASHED_FIELDS, "hash")
+_INSERT_EVENT = f"INSERT INTO audit_event ({', '.join(_EVENT_COLUMNS)}) VALUES ({{}})"
+# DO NOTHING: a row already there can only have been planted (events and their signature are written
+# together); refusing the append would let whoever planted it stop the bot, and verify reports it.
+_SIGN = ("INSERT INTO audit_signature (seq, hash, signature, key_id, from_seq, at) VALUES ({})"
+         " ON CONFLICT (seq) DO NOTHING")  # fmt: skip
+
+
+def _statement(connection: Any, template: str) -> str:
+    """template with one positional placeholder per column, in the driver's style."""
+    return _placeholders(template, "?" if connection.dialect.paramstyle == "qmark" else "%s")
+
+
+@functools.cache
+def _placeholders(template: str, marker: str) -> str:
+    columns = template.split("(", 2)[1].split(")")[0].count(",") + 1
+    return template.format(", ".join([marker] * columns))
+
+
+_HEAD_SIGNATURE = text("SELECT hash, signature, key_id, from_seq FROM audit_signature WHERE seq = :seq")
+
+
+def _sign_head(
+    session: Session, signer: signing.Signer, seq: int, head_hash: str, from_seq: int, at: str
+) -> None:
+    """Store a signature over the new head, in the append's own transaction (or savepoint).
+
+    Every append signs its last event, so whatever commits (a group-commit batch with some jobs
+    rolled back, a flow's several appends) ends on a signed head, and a signature is never kept
+    for events that were not.
+    """
+    connection = session.connection()
+    signature = signer.sign(seq, head_hash, from_seq)
+    connection.exec_driver_sql(_statement(connection, _SIGN),
+                               (seq, head_hash, signature, signer.key_id, from_seq, at))  # fmt: skip
+
+
+def _vouched_from(session: Session, signer: signing.Signer, seq: int, head_hash: str) -> int:
+    """From which event the bot may vouch for the chain, extending the head (seq, head_hash).
+
+    As far back as the head's own signature vouches, when the bot signed that head itself (remembered:
+    the usual case, no look at the store) or the head carries a valid signature of its key; from the
+    start when the head predates signing. Otherwise the head was appended without the key, and the
+    new signature vouches only for the events after it.
+    """
+    if seq == 0:
+        return 0
+    if signer.last is not None and signer.last[:2] == (seq, head_hash):
+        return signer.last[2]
+    row = session.execute(_HEAD_SIGNATURE, {"seq": seq}).first()
+    if row is not None and row[0] == head_hash and signer.keyring().verify(seq, *row):
+        return int(row[3])
+    if seq <= signatures.signing_began_after(session):
+        return 0
+    log.error("audit chain head seq %d carries no valid signature of key %s: events were appended without "
+              "the signing key (or the key changed); the next signature vouches only for events after it",
+              seq, signer.key_id)  # fmt: skip
+    return seq + 1
 
 
 def head(session: Session) -> Checkpoint:
@@ -158,63 +231,6 @@ def head(session: Session) -> Checkpoint:
     return Checkpoint(row[0], row[1]) if row else Checkpoint(0, GENESIS_HASH)
 
 
-_CHAIN_COLUMNS = ", ".join((*HASHED_FIELDS, "hash"))
-_SEQ, _PREV = HASHED_FIELDS.index("seq"), HASHED_FIELDS.index("prev_hash")
-
-
-def _cursor_rows(session: Session, sql: str, batch: int) -> Iterator[tuple[Any, ...]]:
-    """Stream a query with the driver's own cursor (server-side on PostgreSQL).
-
-    Verification touches every row; the ORM's per-row work would cost more than hashing.
-    """
-    dbapi: Any = session.connection().connection.dbapi_connection
-    postgres = session.get_bind().dialect.name == "postgresql"
-    cursor = dbapi.cursor(name="opsroom_chain") if postgres else dbapi.cursor()
-    try:
-        cursor.arraysize = batch
-        cursor.execute(sql)
-        while rows := cursor.fetchmany(batch):
-            yield from rows
-    finally:
-        cursor.close()
-
-
-def iter_links(
-    session: Session, *, lo: int | None = None, hi: int | None = None, batch: int = 10_000
-) -> Iterator[Link]:
-    """Every event's (seq, prev_hash, hash, recomputed hash), in seq order, optionally lo..hi.
-
-    On SQLite the canonical JSON array is built by SQLite's json_array(), which
-    encodes stored values (control characters are escaped before storage) exactly
-    as the Python encoder does, at a fraction of the cost; any event whose hash
-    then differs is recomputed in Python before it is called bad, so an encoder
-    difference can never raise a false alarm.
-    """
-    bounds = [f"seq >= {int(lo)}"] if lo is not None else []
-    bounds += [f"seq <= {int(hi)}"] if hi is not None else []
-    where = f" WHERE {' AND '.join(bounds)}" if bounds else ""
-    if session.get_bind().dialect.name == "sqlite":
-        sql = (f"SELECT seq, prev_hash, hash, json_array({', '.join(HASHED_FIELDS)}) "
-               f"FROM audit_event{where} ORDER BY seq")  # fmt: skip
-        for seq, prev_hash, stored, encoded in _cursor_rows(session, sql, batch):
-            computed = hashlib.sha256(encoded.encode("utf-8")).hexdigest()
-            if computed != stored:
-                computed = _recompute(session, seq)
-            yield seq, prev_hash, stored, computed
-        return
-    sql = f"SELECT {_CHAIN_COLUMNS} FROM audit_event{where} ORDER BY seq"
-    for row in _cursor_rows(session, sql, batch):
-        values = row[:-1]
-        yield values[_SEQ], values[_PREV], row[-1], event_hash(values)
-
-
-def _recompute(session: Session, seq: int) -> str:
-    table = AuditEvent.__table__  # type: ignore[attr-defined]
-    cols = [table.c[name] for name in HASHED_FIELDS]
-    values = session.execute(select(*cols).where(table.c.seq == seq)).one()
-    return event_hash(tuple(values))
-
-
 def hash_at(session: Session, seq: int) -> str | None:
     """The stored hash of one event (None if there is no such event)."""
     table = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -222,9 +238,13 @@ def hash_at(session: Session, seq: int) -> str | None:
     return None if found is None else str(found)
 
 
-def verify(session: Session, checkpoints: Sequence[Checkpoint] = ()) -> VerifyResult:
-    """Verify the whole chain held in the database."""
-    return verify_rows(iter_links(session), checkpoints)
+def verify(
+    session: Session, checkpoints: Sequence[Checkpoint] = (), *, keys: signing.Keyring | None = None
+) -> VerifyResult:
+    """Verify the whole chain held in the database; with keys, also that every event is covered
+    by a valid signature (see core.audit.signatures), naming the first one that is not."""
+    result = verify_rows(iter_links(session, signed=keys is not None), checkpoints, keys=keys)
+    return result if keys is None else signatures.cover(session, result, keys, checkpoints)
 
 
 def query(
