@@ -1,4 +1,5 @@
-"""`python -m bot serve | db upgrade | audit verify [--checkpoint FILE] | teams-app --host HOST`.
+"""`python -m bot serve | db upgrade | audit verify [--public-key FILE] [--checkpoint FILE [--init]] |
+audit public-key | teams-app --host HOST`.
 
 `python -m bot policy check FILE` checks a policy file before it is deployed.
 """
@@ -17,8 +18,8 @@ from bot.app import SERVER_OPTIONS, create_app
 from bot.config import Settings, SettingsError, load
 from bot.policy_actions import required_actions
 from core import schema
-from core.audit import checkpoint
-from core.audit.chain import Checkpoint
+from core.audit import checkpoint, protection, signing
+from core.audit.chain import Checkpoint, VerifyResult
 from core.audit.verify import verify as parallel_verify
 from core.db import Database
 from core.rooms.templates import TemplateError
@@ -36,9 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="apply migrations up to head")
     audit_parser = sub.add_parser("audit", help="the audit store")
     audit = audit_parser.add_subparsers(dest="audit_command", required=True)
-    verify = audit.add_parser("verify", help="check the hash chain; exit 1 naming the first bad event")
+    verify = audit.add_parser("verify", help="check the hash chain, its signatures and the append-only "
+                              "triggers; exit 1 naming the first bad event")  # fmt: skip
+    verify.add_argument("--public-key", type=Path, help="PEM file of the public key(s) the chain is signed "
+                        "with (default: the configured signing key's)")  # fmt: skip
     verify.add_argument("--checkpoint", type=Path, help="file of chain heads kept outside the database; "
                         "checked, then the current head is appended when the chain is good")  # fmt: skip
+    verify.add_argument("--init", action="store_true", help="start the --checkpoint file: without it a "
+                        "missing or empty checkpoint file is an error")  # fmt: skip
+    audit.add_parser("public-key", help="print the public key of the audit signing key (PEM), to publish")
     app = sub.add_parser("teams-app", help="build the Teams app package (manifest.json and icons, zipped)")
     app.add_argument("--host", required=True, help="the bot's public host name (its messaging endpoint's)")
     app.add_argument("--out", type=Path, default=Path("var/opsroom-teams-app.zip"), help="the zip to write")
@@ -68,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "db":
         return upgrade(settings)
     if command == "audit":
-        return verify(settings, args.checkpoint)
+        return public_key(settings) if args.audit_command == "public-key" else verify(settings, args)
     if command == "teams-app":
         return teams_app(settings, args)
     return serve(settings)
@@ -116,22 +123,104 @@ def upgrade(settings: Settings) -> int:
     return 0
 
 
-def verify(settings: Settings, checkpoint_file: Path | None) -> int:
-    """Verify the audit chain; 0 when good, 1 naming the first bad sequence number."""
+LOCAL_SIGNING_KEY = Path("var") / "audit-signing-key.pem"
+"""Where local mode keeps the signing key it makes at first start (OPSROOM_AUDIT_SIGNING_KEY_FILE unset)."""
+
+
+def signing_key(settings: Settings, *, create: bool, log_new: bool = True) -> signing.KeyFile:
+    """The audit signing key: the configured file, or in local mode the one made at first start.
+
+    A new key is announced on stderr and (log_new) in the log, which is stdout. Raises
+    FileNotFoundError when there is none (and create is false), ValueError when it is no key.
+    """
+    if settings.audit_signing_key_file:
+        return signing.load_or_create(Path(settings.audit_signing_key_file), create=False)
+    if settings.production:  # Settings.check refuses this already; never make a key in production
+        raise FileNotFoundError("OPSROOM_AUDIT_SIGNING_KEY_FILE is not set")
+    key = signing.load_or_create(LOCAL_SIGNING_KEY, create=create)
+    if key.created:
+        print(f"*** NEW AUDIT SIGNING KEY written to {key.path} (key id {key.signer.key_id}): audit "
+              "events are signed with it. Keep it, back it up and publish `python -m bot audit public-key`; "
+              "set OPSROOM_AUDIT_SIGNING_KEY_FILE for anything but local development ***",
+              file=sys.stderr)  # fmt: skip
+        if log_new:
+            log.warning("new audit signing key %s written to %s", key.signer.key_id, key.path)
+    return key
+
+
+def public_key(settings: Settings) -> int:
+    """Print the signing key's public half (PEM): all anyone needs to verify the chain."""
+    try:
+        key = signing_key(settings, create=True, log_new=False)  # stdout carries the key alone
+    except (OSError, ValueError) as exc:
+        print(f"opsroom: audit signing key: {exc}", file=sys.stderr)
+        return 2
+    print(key.signer.public_pem(), end="")
+    return 0
+
+
+def verify(settings: Settings, args: argparse.Namespace) -> int:
+    """Verify the audit chain, its signatures and its protection; 0 when good, 1 naming what is bad."""
+    if args.init and args.checkpoint is None:
+        print("opsroom: --init starts a --checkpoint file: give --checkpoint FILE", file=sys.stderr)
+        return 2
+    try:
+        keys = (signing.Keyring.load(args.public_key) if args.public_key
+                else signing_key(settings, create=False).signer.keyring())  # fmt: skip
+    except FileNotFoundError as exc:
+        print(f"opsroom: no public key to check the signatures with ({exc}): give --public-key FILE "
+              "(`python -m bot audit public-key` prints it) or set OPSROOM_AUDIT_SIGNING_KEY_FILE",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"opsroom: {exc}", file=sys.stderr)
+        return 2
+    points: list[Checkpoint] = []
+    if args.checkpoint is not None:
+        try:
+            points = checkpoint.read(args.checkpoint)
+        except (OSError, ValueError) as exc:
+            print(f"checkpoint file BROKEN: {exc}")
+            return 1
+        if not points and not args.init:
+            state = "empty" if args.checkpoint.exists() else "missing"
+            print(f"checkpoint file {args.checkpoint} is {state}: the chain cannot be checked against the "
+                  "heads recorded in it (a removed or emptied file would hide a truncated or rewritten "
+                  "chain); give --init to start a new one")  # fmt: skip
+            return 1
     db = Database(settings.database_url)
     try:
-        points = checkpoint.read(checkpoint_file) if checkpoint_file else []
-        result = parallel_verify(db, points)
+        current, head = schema.current_revision(db), schema.head_revision()
+        if current != head:
+            print(f"opsroom: database at revision {current}, code expects {head}; "
+                  "run `python -m bot db upgrade`", file=sys.stderr)  # fmt: skip
+            return 2
+        result = parallel_verify(db, points, keys=keys)
+        guards = db.transaction(protection.check, readonly=True)
     finally:
         db.close()
+    _print_result(result, keys)
+    for guard in guards:
+        state = "append-only" if guard.ok else "append-only protection MISSING"
+        print(f"{state}: {guard.finding}")
+    if result.ok and args.checkpoint is not None:
+        checkpoint.append(args.checkpoint, Checkpoint(result.head_seq, result.head_hash, result.signed_seq))
+    return 0 if result.ok and all(g.ok for g in guards) else 1
+
+
+def _print_result(result: VerifyResult, keys: signing.Keyring) -> None:
     if not result.ok:
         print(f"audit chain BROKEN at seq {result.bad_seq}: {result.reason} "
               f"({result.count} events verified before it)")  # fmt: skip
-        return 1
-    if checkpoint_file is not None:
-        checkpoint.append(checkpoint_file, Checkpoint(result.head_seq, result.head_hash))
+        return
     print(f"audit chain OK: {result.count} events, head seq {result.head_seq} hash {result.head_hash}")
-    return 0
+    began, ids = result.signing_began_after, ", ".join(keys)
+    after = f" after seq {began}" if began else ""
+    newest = "none signed yet" if result.signed_seq is None else f"newest signed head seq {result.signed_seq}"
+    print(f"signatures OK: every event{after} is covered by a valid signature ({newest}; key {ids})")
+    if began and result.head_seq:
+        before = min(began, result.head_seq)
+        print(f"{before} events before signing began (seq <= {began}) are covered by the hash chain only")
 
 
 def serve(settings: Settings) -> int:
@@ -156,6 +245,13 @@ def serve(settings: Settings) -> int:
         db.close()
         print(f"opsroom: bad policy: {exc}", file=sys.stderr)
         return 2
+    try:
+        key = signing_key(settings, create=True)
+    except (OSError, ValueError) as exc:
+        db.close()
+        print(f"opsroom: audit signing key: {exc}", file=sys.stderr)
+        return 2
+    signing.attach(db.engine, key.signer)  # before the first request: every audit append is signed
     app.on_cleanup.append(lambda _app: _close(db))
     log.info("opsroom listening on http://%s:%s/api/messages", settings.host, settings.port)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, **SERVER_OPTIONS)

@@ -54,6 +54,7 @@ class Settings:
     member_cache_seconds: int = 600
     templates_dir: str = ""
     dedupe_days: int = 7
+    audit_signing_key_file: str = ""
 
     def __repr__(self) -> str:
         shown = []
@@ -107,6 +108,12 @@ class Settings:
             raise SettingsError("OPSROOM_OFFICERS_GROUP needs Microsoft Graph (OPSROOM_GRAPH_*) to check it")
         if self.policy_file and not Path(self.policy_file).is_file():
             raise SettingsError(f"OPSROOM_POLICY_FILE {self.policy_file!r} is not a file")
+        if self.production and not self.audit_signing_key_file:
+            raise SettingsError("OPSROOM_ENV=production needs OPSROOM_AUDIT_SIGNING_KEY_FILE (the audit "
+                                "signing key, kept outside the database)")
+        key_file = self.audit_signing_key_file
+        if key_file and not Path(key_file).is_file():
+            raise SettingsError(f"OPSROOM_AUDIT_SIGNING_KEY_FILE {key_file!r} is not a file")
         if self.dedupe_days < 1:
             raise SettingsError("OPSROOM_DEDUPE_DAYS must be at least 1")
         if self.env not in ("local", "production"):
@@ -164,6 +171,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(
         member_cache_seconds=integer("OPSROOM_MEMBER_CACHE_SECONDS", 600),
         templates_dir=get("OPSROOM_TEMPLATES_DIR"),
         dedupe_days=integer("OPSROOM_DEDUPE_DAYS", 7),
+        audit_signing_key_file=get("OPSROOM_AUDIT_SIGNING_KEY_FILE"),
     )
     settings.check()
     return settings
