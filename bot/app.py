@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -45,7 +46,7 @@ HEADER_TIMEOUT = 15.0
 """Seconds a connection may stay open without a complete request: aiohttp's keep-alive timer also
 runs from the moment a connection opens until its request's headers have all arrived, so it is the
 header timeout too (aiohttp's default, 75 s, lets a slow sender hold a connection far longer)."""
-SERVER_OPTIONS = {"keepalive_timeout": HEADER_TIMEOUT}
+SERVER_OPTIONS: dict[str, Any] = {"keepalive_timeout": HEADER_TIMEOUT}
 """How the HTTP server is run (python -m bot serve, and the tests' server)."""
 
 
