@@ -75,6 +75,7 @@ def run(cfg: PolicyConfig | None = None) -> dict[str, Any]:
     cfg = cfg or PolicyConfig()
     began = time.perf_counter()
     policy = Policy.load()
+    policy.remember = False  # what a decision costs in Cedar; the bot remembers repeated ones
     load_ms = (time.perf_counter() - began) * 1000
     gc_was = gc.isenabled()
     gc.disable()  # a collection inside one timed call would be measured as the policy's

@@ -95,6 +95,8 @@ class Policy:
         # A decision depends only on (kind, agency, action, facts): the principal entity carries nothing
         # else and the facts are the whole context. So decisions are remembered (a /help is a dozen).
         self._decided: dict[tuple[str, str, str, Resource], Decision] = {}
+        self.remember = True
+        """Keep decisions (off: every decision goes to Cedar, as the benchmark measures it)."""
         self._lock = threading.Lock()
         self._check_facts()
 
@@ -140,7 +142,7 @@ class Policy:
         """One decision; never raises (an error denies)."""
         facts = resource or _NO_FACTS
         key = (str(principal.kind), principal.agency or "", action, facts)
-        known = self._decided.get(key)
+        known = self._decided.get(key) if self.remember else None
         if known is not None:
             return known
         try:
@@ -157,8 +159,8 @@ class Policy:
         return decision
 
     def _remember(self, key: tuple[str, str, str, Resource], decision: Decision) -> None:
-        if decision is EVALUATION_ERROR:
-            return  # not worth keeping: an error should be retried
+        if decision is EVALUATION_ERROR or not self.remember:
+            return  # an error is not worth keeping: it should be retried
         with self._lock:
             if len(self._decided) >= _DECISIONS_LIMIT:
                 self._decided.clear()
@@ -170,7 +172,8 @@ class Policy:
         by_action: dict[str, list[int]] = {}
         kind, agency = str(principal.kind), principal.agency or ""
         for i, (action, resource) in enumerate(requests):
-            known = self._decided.get((kind, agency, action, resource or _NO_FACTS))
+            key = (kind, agency, action, resource or _NO_FACTS)
+            known = self._decided.get(key) if self.remember else None
             if known is not None:
                 decisions[i] = known
             elif action in self._sets:
