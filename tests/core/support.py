@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from core.audit import service
+from core.audit import chain, service
 from core.audit.models import Actor, AuditEvent, EventDraft, Where
 from core.db import Database
 
@@ -94,3 +94,30 @@ def trigger_names(db: Database) -> set[str]:
         return {row[0] for row in session.execute(text(query))}
 
     return db.transaction(_names, readonly=True)
+
+
+def write_tail(db: Database, from_seq: int, change: dict[str, object]) -> None:
+    """Change row `from_seq` and re-hash it and every later row: a forger who knows the scheme."""
+    rows = all_events(db)
+    prev = rows[from_seq - 2].hash if from_seq > 1 else rows[0].prev_hash
+    with db.engine.begin() as conn:
+        for row in rows[from_seq - 1 :]:
+            if row.seq == from_seq:
+                for name, value in change.items():
+                    setattr(row, name, value)
+            row.prev_hash = prev
+            row.hash = chain.event_hash(chain.hashed_values(row))
+            conn.execute(
+                text(
+                    "UPDATE audit_event SET action = :action, justification = :justification,"
+                    " prev_hash = :prev_hash, hash = :hash WHERE seq = :seq"
+                ),
+                {
+                    "action": row.action,
+                    "justification": row.justification,
+                    "prev_hash": row.prev_hash,
+                    "hash": row.hash,
+                    "seq": row.seq,
+                },
+            )
+            prev = row.hash
