@@ -141,6 +141,9 @@ async def _startup(app: web.Application) -> None:
                                 clock=runtime.pipeline.clock, wake=runtime.sender.wake)  # fmt: skip
     scheduler.start()
     app[SCHEDULER] = scheduler
+    if not runtime.settings.home_domains and runtime.graph is None:
+        log.warning("neither OPSROOM_HOME_DOMAINS nor Microsoft Graph is configured: nobody can be confirmed "
+                    "an officer, so everyone is treated as a guest")  # fmt: skip
     if runtime.settings.local_mode:
         log.warning(
             "LOCAL MODE: MicrosoftAppId is not set, so requests to /api/messages are NOT "

@@ -448,9 +448,10 @@ async def test_rows_of_a_crashed_sender_are_taken_over_after_its_lease(
 async def test_leases_are_renewed_while_rows_wait_for_their_turn(
     db: Database, connector: FakeConnector, outbound: Outbound
 ) -> None:
-    # One post per 0.3 s into the conversation: its six rows wait far longer than their 0.4 s lease.
+    # One post per 0.8 s into the conversation: its six rows wait about 4 s, twice their 2 s lease
+    # (a lease this long leaves renewal, every third of it, slack on a loaded CI machine).
     slow = SenderSettings(
-        poll_interval=0.05, lease=timedelta(seconds=0.4), conversation_limits=(Limit(1, 0.3),)
+        poll_interval=0.05, lease=timedelta(seconds=2), conversation_limits=(Limit(1, 0.8),)
     )
     holder, rival = make_sender(db, outbound, slow), make_sender(db, outbound, FAST)
     await holder.start()
