@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from bot.turn import Turn
 from core.errors import Refused
+from core.groupcommit import savepoint
 from core.rooms import flows as rooms
 from core.rooms.models import Room
 from dialogs.context import Reply, Work
@@ -29,17 +30,13 @@ def failed(turn: Turn, exc: BaseException) -> None:
 
 def run_staged(session: Session, turn: Turn) -> None:
     """The handler's staged writes, in a savepoint: a Refused undoes them and is recorded as a refusal."""
-    savepoint = session.begin_nested()
     try:
-        turn.work.run(session)
+        with savepoint(session):
+            turn.work.run(session)
     except Refused as exc:
-        savepoint.rollback()
-        session.info.clear()  # per-transaction caches (the audit head) may describe undone writes
         message = str(exc).rstrip(". ")
         turn.note.outcome, turn.note.detail = "refused", message
         turn.reply = Reply(text=escape_message(f"{message[:1].upper()}{message[1:]}."))
-        return
-    savepoint.commit()
 
 
 def joiner(room: Room, principal: Principal, now: datetime) -> Callable[[Session], None]:

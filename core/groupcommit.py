@@ -15,7 +15,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,39 @@ from sqlmodel import Session
 log = logging.getLogger(__name__)
 
 Job = Callable[[Session], Any]
+
+_HOOKS = "opsroom.before_commit"
+
+
+def before_commit(session: Session, key: str, fn: Callable[[Session], None]) -> bool:
+    """Run fn(session) once, just before the group writer commits the batch this session is writing.
+
+    For work that can be done once per batch rather than once per job (the audit chain's signature
+    over its new head). The first registration of a key wins. False when the session is not a group
+    writer's: the caller does the work itself.
+    """
+    hooks = session.info.get(_HOOKS)
+    if hooks is None:
+        return False
+    if key not in hooks:
+        session.info[_HOOKS] = {**hooks, key: fn}  # a new dict: savepoint() restores the old one
+    return True
+
+
+@contextlib.contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """A SAVEPOINT; when the block raises, its writes are rolled back and session.info (per-transaction
+    caches such as the audit head, and before-commit hooks) is put back as it was when it began."""
+    before = dict(session.info)
+    nested = session.begin_nested()
+    try:
+        yield
+    except BaseException:
+        nested.rollback()
+        session.info.clear()
+        session.info.update(before)
+        raise
+    nested.commit()
 
 
 @dataclass
@@ -94,17 +127,15 @@ class GroupWriter:
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             with self._session_factory() as session, session.begin():
+                session.info[_HOOKS] = {}
                 for job in batch:
-                    savepoint = session.begin_nested()
                     try:
-                        job.result = job.fn(session)
-                        savepoint.commit()
+                        with savepoint(session):
+                            job.result = job.fn(session)
                     except BaseException as exc:  # the job's own failure: only it is undone
-                        savepoint.rollback()
-                        # session.info holds per-transaction caches (the audit head);
-                        # what the rolled-back job put there is no longer true.
-                        session.info.clear()
                         job.error = exc
+                for hook in session.info.pop(_HOOKS).values():
+                    hook(session)
         except BaseException as exc:  # the commit itself failed: nothing in the batch is durable
             log.error("group commit of %d jobs failed: %s", len(batch), type(exc).__name__)
             for job in batch:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlmodel import Session, col
 
+from core import groupcommit
 from core import text as safe
 from core.audit import signatures, signing
 from core.audit.chain import Checkpoint, VerifyResult, event_hash, verify_rows
@@ -158,7 +159,7 @@ def append(
         session.info[_HEAD_CACHE] = (session.get_transaction(), seq, prev)
         signer = signing.signer_for(session)
         if signer is not None:
-            _sign_head(session, signer, seq, prev, _vouched_from(session, signer, base, base_hash), at)
+            _sign(session, signer, (base, base_hash), (seq, prev, at))
     return [StoredEvent(**values) for values in rows]
 
 
@@ -183,17 +184,41 @@ def _placeholders(template: str, marker: str) -> str:
     return template.format(", ".join([marker] * columns))
 
 
+_UNSIGNED = "opsroom.audit_unsigned"
+
+
+def _sign(session: Session, signer: signing.Signer, base: tuple[int, str], new: tuple[int, str, str]) -> None:
+    """Sign the new head (seq, hash, at) that extends base (seq, hash): at once, or, in a group-commit
+    batch, once for the whole batch just before it commits (one signature covers every job's events,
+    and a job rolled back takes its part of the pending head with it, see groupcommit.savepoint)."""
+    pending = session.info.get(_UNSIGNED)
+    if pending is not None and pending[:2] == base:
+        from_seq = pending[2]
+    else:
+        from_seq = _vouched_from(session, signer, *base)
+    if groupcommit.before_commit(session, _UNSIGNED, lambda s: _sign_pending(s, signer)):
+        session.info[_UNSIGNED] = (new[0], new[1], from_seq, new[2])
+    else:
+        _sign_head(session, signer, new[0], new[1], from_seq, new[2])
+
+
+def _sign_pending(session: Session, signer: signing.Signer) -> None:
+    pending = session.info.pop(_UNSIGNED, None)
+    if pending is not None:
+        seq, head_hash, from_seq, at = pending
+        _sign_head(session, signer, seq, head_hash, from_seq, at)
+
+
 _HEAD_SIGNATURE = text("SELECT hash, signature, key_id, from_seq FROM audit_signature WHERE seq = :seq")
 
 
 def _sign_head(
     session: Session, signer: signing.Signer, seq: int, head_hash: str, from_seq: int, at: str
 ) -> None:
-    """Store a signature over the new head, in the append's own transaction (or savepoint).
+    """Store a signature over the new head, in the transaction that appends it.
 
-    Every append signs its last event, so whatever commits (a group-commit batch with some jobs
-    rolled back, a flow's several appends) ends on a signed head, and a signature is never kept
-    for events that were not.
+    Whatever commits (a group-commit batch with some jobs rolled back, a flow's several appends) ends
+    on a signed head, and a signature is never kept for events that were not.
     """
     connection = session.connection()
     signature = signer.sign(seq, head_hash, from_seq)

@@ -1,8 +1,9 @@
 """Ed25519 signatures over the chain head: who holds the public key can tell an event the bot did not write.
 
 The private key lives outside the database (a PEM file the app is given); the
-app attaches a Signer to its engine at start, and from then on every append
-stores a signature over its last event (seq and hash) in the same transaction.
+app attaches a Signer to its engine at start, and from then on every transaction
+that appends stores a signature over its last event (seq and hash) before it
+commits (a group-commit batch: one signature for the whole batch).
 A hash chain alone can be extended or re-hashed by anyone who can write to the
 table and read this code; a signature cannot be made without the key.
 

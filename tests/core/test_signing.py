@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import stat
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -135,21 +137,42 @@ def test_appends_through_an_engine_without_a_signer_are_not_signed(db: Database,
     assert result.reason == "not covered by a valid signature (unsigned tail: seq 3 to 4 not signed)"
 
 
+async def _one_batch(db: Database, jobs: list[Callable[[Session], object]]) -> list[object]:
+    """Run jobs as one group-commit batch: a first job holds the writer until all of them are queued."""
+    gate = threading.Event()
+    held = asyncio.ensure_future(db.commit(lambda s: gate.wait(5)))
+    await asyncio.sleep(0)  # queued first: the writer takes it alone and waits
+    futures = [asyncio.ensure_future(db.commit(job)) for job in jobs]
+    await asyncio.sleep(0)
+    gate.set()
+    await held
+    return await asyncio.gather(*futures, return_exceptions=True)
+
+
+def _appending(n: int) -> Callable[[Session], object]:
+    return lambda s: service.append(s, [draft(n)])
+
+
+def test_a_batch_is_signed_once_at_its_head(db: Database, signer: Signer) -> None:
+    append_events(db, 1)
+
+    asyncio.run(_one_batch(db, [_appending(n) for n in range(1, 6)]))
+
+    assert [(s.seq, s.from_seq) for s in _signatures(db)] == [(1, 0), (6, 0)]
+    assert _verify(db, signer.keyring()).ok
+
+
 def test_a_group_commit_with_a_failed_job_ends_on_a_signed_head(db: Database, signer: Signer) -> None:
     def failing(session: Session) -> None:
         service.append(session, [draft(99)])
         raise RuntimeError("this job fails after appending")
 
-    async def batch() -> list[object]:
-        jobs = [db.commit(lambda s, n=n: service.append(s, [draft(n)])) for n in range(3)]
-        jobs.insert(2, db.commit(failing))
-        jobs.append(db.commit(failing))  # the batch's last job rolls back: its head is not the batch's
-        return await asyncio.gather(*jobs, return_exceptions=True)
-
-    outcomes = asyncio.run(batch())
+    jobs = [_appending(0), _appending(1), failing, _appending(2), failing]  # the last job's head is undone
+    outcomes = asyncio.run(_one_batch(db, jobs))
 
     assert sum(isinstance(o, RuntimeError) for o in outcomes) == 2
-    assert [s.seq for s in _signatures(db)] == [1, 2, 3]
+    events = {e.seq: e.hash for e in all_events(db)}
+    assert [(s.seq, s.hash) for s in _signatures(db)] == [(3, events[3])]
     assert _verify(db, signer.keyring()).ok
 
 
