@@ -50,6 +50,9 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     sent_activity_id: str | None = Field(default=None, sa_column=Column(String(256)))
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+    disclosure: str | None = Field(default=None, sa_column=Column(Text))
+    """An audit event (JSON: action, room_key, recipients, arguments) to append when this message is
+    delivered: what it carried counts as disclosed only once it reached Teams."""
 
 
 class ConversationBlock(SQLModel, table=True):
@@ -64,3 +67,16 @@ class ConversationBlock(SQLModel, table=True):
     conversation_id: str = Field(sa_column=Column(String(512), primary_key=True))
     reason: str = Field(sa_column=Column(Text, nullable=False))
     at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class PersonalChat(SQLModel, table=True):
+    """The bot's 1:1 chat with a person (from its install or their first message there), for posts
+    meant for them alone (their own digest)."""
+
+    __tablename__ = "personal_chat"
+
+    aad_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    tenant_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    conversation_id: str = Field(sa_column=Column(String(512), nullable=False))
+    reference: str = Field(sa_column=Column(Text, nullable=False))  # ConversationReference, JSON
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

@@ -33,7 +33,11 @@ class Room(SQLModel, table=True):
     purpose: str | None = Field(default=None, sa_column=Column(Text))
     classification: str = Field(sa_column=Column(String(24), nullable=False))
     timezone: str = Field(sa_column=Column(String(64), nullable=False))
-    digest_time: str | None = Field(default=None, sa_column=Column(String(5)))
+    digest_time: str | None = Field(default=None, sa_column=Column(String(5)))  # HH:MM room time; None: off
+    digest_last_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    """When the last room digest was claimed: "done since" and "new since" count from here."""
+    task_seq: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    """The last task number given out in this room (bumped in the adding transaction)."""
     template: str | None = Field(default=None, sa_column=Column(String(40)))
     lead_aad_id: str = Field(sa_column=Column(String(64), nullable=False))
     lead_name: str | None = Field(default=None, sa_column=Column(String(256)))
@@ -80,3 +84,5 @@ class RoomMember(SQLModel, table=True):
     joined_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     no_export: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
+    digest_personal: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
+    """They asked for their own digest of this room in their personal chat (`/digest me on`)."""

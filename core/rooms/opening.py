@@ -26,6 +26,7 @@ from core.rooms import service
 from core.rooms.flows import Opened, RoomError, derive_key
 from core.rooms.models import Room, RoomMember, RoomStatus
 from core.rooms.templates import Template, resolve_due
+from core.tasks import service as tasks_service
 from core.tasks.models import Task
 
 KEY_ATTEMPTS = 50
@@ -122,11 +123,16 @@ def complete(
         zone = ZoneInfo(room.timezone)
         for number, item in enumerate(template.tasks, start=1):
             task = Task(room_id=room_id, number=number, title=item.title, priority=item.priority,
-                        due_at=resolve_due(item.due, now=now, tz=zone), shared_with=",".join(item.share),
-                        created_by=room.lead_aad_id, created_at=now)  # fmt: skip
+                        due_at=resolve_due(item.due, now=now, tz=zone), created_by=room.lead_aad_id,
+                        created_at=now)  # fmt: skip
             session.add(task)
             tasks.append(task)
+        room.task_seq = len(template.tasks)
     session.flush()
+    for task, item in zip(tasks, template.tasks if template is not None else (), strict=True):
+        assert task.id is not None
+        tasks_service.created(session, task, shared=item.share, by=room.lead_aad_id, name=room.lead_name,
+                              now=now)  # fmt: skip
     return Opened(room, tasks)
 
 

@@ -84,9 +84,3 @@ def task_counts(*, session: Session, room_id: int, now: datetime) -> tuple[int, 
     overdue_filter = open_filter & (col(Task.due_at) < now)
     overdue = session.execute(sa_select(func.count()).where(overdue_filter)).scalar() or 0
     return int(opened), int(overdue)
-
-
-def next_task_number(*, session: Session, room_id: int) -> int:
-    """The next task number in a room."""
-    top = session.execute(sa_select(func.max(col(Task.number))).where(col(Task.room_id) == room_id)).scalar()
-    return int(top or 0) + 1
