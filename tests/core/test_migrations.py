@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlmodel import SQLModel
 from sqlalchemy import inspect, text
+from sqlmodel import SQLModel
 
 from core import schema
 from core.db import Database
@@ -56,8 +58,8 @@ def test_upgrade_from_empty_creates_tables_and_triggers(fresh_db: Database) -> N
 
 def test_the_models_match_the_migrated_schema(db: Database) -> None:
     """Every table, column, type, index and constraint the models declare is what migrations made."""
-    import core.audit.models, core.dedupe.models, core.digest.models  # noqa: E401, F401, PLC0415
-    import core.outbox.models, core.rooms.models, core.tasks.models  # noqa: E401, F401, PLC0415
+    for package in ("agencies", "audit", "dedupe", "digest", "outbox", "rooms", "tasks"):
+        importlib.import_module(f"core.{package}.models")
 
     with db.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []

@@ -11,6 +11,7 @@
 * digest_run: the claim on one digest per (room, local date, audience).
 * outbox_message: `disclosure`, an audit event appended when the message is delivered.
 * personal_chat: the bot's 1:1 chat with each person who installed it or wrote to it.
+* agency, agency_domain, agency_tenant: the partner-agency registry tasks are shared with.
 
 Revision ID: 0006
 Revises: 0005
@@ -31,6 +32,23 @@ _WHEN = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    op.create_table(
+        "agency",
+        sa.Column("key", sa.String(32), primary_key=True),
+        sa.Column("name", sa.String(120), nullable=False),
+        sa.Column("created_by", sa.String(64)),
+        sa.Column("created_at", _WHEN, nullable=False),
+    )
+    op.create_table(
+        "agency_domain",
+        sa.Column("agency", sa.String(32), sa.ForeignKey("agency.key"), primary_key=True),
+        sa.Column("domain", sa.String(255), primary_key=True),
+    )
+    op.create_table(
+        "agency_tenant",
+        sa.Column("agency", sa.String(32), sa.ForeignKey("agency.key"), primary_key=True),
+        sa.Column("tenant_id", sa.String(64), primary_key=True),
+    )
     op.create_table(
         "task_share",
         sa.Column("task_id", sa.Integer, sa.ForeignKey("task.id"), primary_key=True),
@@ -124,3 +142,6 @@ def downgrade() -> None:
                      {"t": task_id, "a": "all" if agency == "*" else agency})  # fmt: skip
     op.drop_table("task_event")
     op.drop_table("task_share")
+    op.drop_table("agency_tenant")
+    op.drop_table("agency_domain")
+    op.drop_table("agency")

@@ -1,0 +1,1 @@
+"""Partner agencies: councils, NHS trusts, schools, housing, charities."""
