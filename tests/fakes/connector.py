@@ -230,10 +230,12 @@ class FakeConnector(ConnectorRoutes):
             self._failures.append(rule)
         return rule
 
-    def enforce_rate_limits(self, windows: Iterable[tuple[int, float]] = TEAMS_THREAD_LIMITS) -> None:
-        """Throttle posts per conversation as Teams does: over a limit, 429 with ``Retry-After``."""
+    def enforce_rate_limits(self, windows: Iterable[tuple[int, float]] = TEAMS_THREAD_LIMITS,
+                            app_windows: Iterable[tuple[int, float]] = ()) -> None:  # fmt: skip
+        """Throttle posts per conversation as Teams does (and per app, given app_windows, e.g.
+        TEAMS_APP_LIMITS): over a limit, 429 with ``Retry-After``."""
         with self._lock:
-            self.limits.enforce(tuple(windows))
+            self.limits.enforce(tuple(windows), tuple(app_windows))
 
     def refuse_conversation(self, conversation_id: str, status: int = 404, code: str | None = None) -> None:
         """Answer every post into ``conversation_id`` with ``status`` (404 gone, 403 blocked) until accepted."""

@@ -50,6 +50,15 @@ async def test_enforced_limits_throttle_one_conversation_with_retry_after(connec
     assert [r.conversation_id for r in connector.throttled_requests()] == [THREAD, THREAD]
 
 
+async def test_app_limits_count_every_conversation(connector: FakeConnector) -> None:
+    connector.enforce_rate_limits([(100, 60.0)], app_windows=[(3, 60.0)])
+
+    statuses = [(await post(connector, f"19:c{n}@thread.tacv2", str(n))).status for n in range(4)]
+
+    assert statuses == [201, 201, 201, 429]
+    assert len(connector.throttled_requests()) == 1
+
+
 async def test_a_refused_conversation_answers_its_status_until_accepted(connector: FakeConnector) -> None:
     connector.refuse_conversation(THREAD, 404)
     gone = await post(connector, THREAD)
