@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dialogs import audit, help, rooms
+from dialogs import agencies, audit, help, rooms
 from dialogs.registry import Router
 
 
 def build_router() -> Router:
     """One router with every feature's commands; /help last, since it lists them."""
     root = Router()
+    root.include(agencies.router)
     root.include(audit.router)
     root.include(rooms.router)
     help.register(root)
