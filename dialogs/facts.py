@@ -28,6 +28,7 @@ def room_facts(
         room_in_team=room.team_id is not None and room.team_id == team_id and not room.closed,
         no_export=bool(member is not None and member.no_export),
         access_expired=expires is not None and expires <= now,
+        access_revoked=member is not None and member.revoked_at is not None,
     )
 
 

@@ -47,7 +47,8 @@ class Resource:
     room_in_team: the room is open and lives in the team the request came from.
     target_kind: the kind ("officer", "guest", "supervisor") of a person the command names
         (the new lead of `/room lead`), None when it names nobody.
-    no_export / access_expired: the caller's membership of the room (invitation flags).
+    no_export / access_expired / access_revoked: the caller's membership of the room (invitation flags;
+        expired: its expiry has passed, by the clock, before any clean-up; revoked: `/revoke`).
     shared_with_caller: the task is shared with the caller's agency or assigned to them.
     has_justification: the request carries a justification (--reason).
     """
@@ -60,6 +61,7 @@ class Resource:
     target_kind: str | None = None
     no_export: bool = False
     access_expired: bool = False
+    access_revoked: bool = False
     shared_with_caller: bool = False
     has_justification: bool = False
 
@@ -69,7 +71,8 @@ class Resource:
             "room_key": self.room_key or "", "room_closed": self.room_closed, "role": str(self.role or ""),
             "in_room_space": self.in_room_space, "room_in_team": self.room_in_team,
             "target_kind": str(self.target_kind or ""), "no_export": self.no_export,
-            "access_expired": self.access_expired, "shared_with_caller": self.shared_with_caller,
+            "access_expired": self.access_expired, "access_revoked": self.access_revoked,
+            "shared_with_caller": self.shared_with_caller,
             "has_justification": self.has_justification,
         }  # fmt: skip
 

@@ -33,6 +33,10 @@ def expired(r: Resource) -> Resource:
     return replace(r, access_expired=True)
 
 
+def revoked(r: Resource) -> Resource:
+    return replace(r, access_revoked=True)
+
+
 def naming(r: Resource, kind: str | None) -> Resource:
     return replace(r, target_kind=kind)
 
@@ -134,6 +138,8 @@ TABLE: list[tuple[Principal, str, Resource, bool, str]] = [
     (GUEST, "task.done", CONTRIB_UNSHARED, False, "default-deny"),
     (GUEST, "task.done", closed(CONTRIB), False, "closed-room-read-only"),
     (GUEST, "task.done", expired(CONTRIB), False, "guest-access-expired"),
+    (GUEST, "task.list", revoked(VIEWER), False, "guest-access-revoked"),
+    (GUEST, "task.done", revoked(CONTRIB), False, "guest-access-revoked"),
     (SUPERVISOR, "task.done", NONE, False, "default-deny"),
     (OFFICER, "task.note", LEAD, True, "member-updates-tasks"),
     (GUEST, "task.note", CONTRIB, True, "guest-contributor-updates-shared"),

@@ -28,6 +28,8 @@ def oracle(kind: PrincipalKind, action: str, r: Resource) -> bool:
         return False
     if kind is PrincipalKind.GUEST and r.access_expired:
         return False  # access ends at its expiry without anyone acting
+    if r.access_revoked:
+        return False  # and at once when revoked
     if r.room_closed and action in CHANGES_ROOM:
         return False
     if action == "audit.export" and (r.no_export or not r.has_justification):
@@ -75,13 +77,13 @@ principals = st.builds(lambda kind, agency: Principal("aad", "tenant", kind, age
 
 @st.composite
 def facts(draw: st.DrawFn) -> Resource:
-    """Every fact at random; the seven flags come from one number, which keeps examples cheap to make."""
-    bits = draw(st.integers(0, 127))
-    on = [bool(bits >> i & 1) for i in range(7)]
+    """Every fact at random; the eight flags come from one number, which keeps examples cheap to make."""
+    bits = draw(st.integers(0, 255))
+    on = [bool(bits >> i & 1) for i in range(8)]
     return Resource(room_key=draw(st.sampled_from([None, "OP-X"])), role=draw(st.sampled_from([None, *RoomRole])),
                     target_kind=draw(st.sampled_from(TARGETS)), room_closed=on[0], in_room_space=on[1],
                     room_in_team=on[2], no_export=on[3], access_expired=on[4], shared_with_caller=on[5],
-                    has_justification=on[6])  # fmt: skip
+                    has_justification=on[6], access_revoked=on[7])  # fmt: skip
 
 
 @pytest.mark.parametrize("action", ACTIONS)
