@@ -6,10 +6,11 @@ import difflib
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from core.tasks.when import local_instant
 from core.text import has_control_chars
 
 SHIPPED = Path(__file__).resolve().parents[2] / "templates"
@@ -81,17 +82,15 @@ def resolve_due(spec: str, *, now: datetime, tz: ZoneInfo, default_time: time = 
     The room's local date at `now`, plus N days (`+Nd`) or weeks (`+Nw`), at the
     spec's local time or `default_time`, converted back to UTC; counting local
     dates (not 24-hour periods) keeps "17:00" at 17:00 across a clock change.
-    A local time that does not exist (in the spring-forward gap) or happens twice
-    (the autumn repeat) is read with fold=0, the offset in force before the change:
-    01:30 on a spring-forward day becomes 02:30 summer time; 01:30 on a fall-back
-    day is the first 01:30, the earlier of the two.
+    Local times are read as typed due times are (core.tasks.when.local_instant): one in
+    the spring-forward gap is the first minute after it; one in the autumn repeat is
+    its first occurrence.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     days, at = parse_due(spec)
     local_date = now.astimezone(tz).date() + timedelta(days=days)
-    wall = (at or default_time).replace(tzinfo=None, fold=0)
-    return datetime.combine(local_date, wall, tzinfo=tz).astimezone(UTC)
+    return local_instant(local_date, (at or default_time).replace(tzinfo=None), tz)
 
 
 def load_templates(*directories: Path) -> dict[str, Template]:
