@@ -1,6 +1,7 @@
 """One outbox message's post and how Teams' answer is recorded (for `bot.sender`).
 
-* 2xx: sent, with the activity id Teams gave it.
+* 2xx: sent, with the activity id Teams gave it; a message that carried a disclosure (a digest)
+  appends its audit event in the same commit (`core.outbox.flows.delivered`).
 * 429: the row waits for Retry-After (seconds or HTTP date; a jittered back-off
   without one) and its conversation is paused as long. Failed once it has been
   claimed `max_attempts_throttled` times.
@@ -18,6 +19,7 @@ sender keeps dying mid-post is also given up on, after `max_attempts_throttled`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -34,6 +36,7 @@ from bot.outbox_http import Post, PostResult
 from bot.pacing import SLACK, TEAMS_CONVERSATION_LIMITS, TEAMS_TENANT_LIMITS, Limit, Pacer
 from core.db import Database
 from core.outbox import service as outbox
+from core.outbox.flows import delivered
 from core.outbox.models import OutboxMessage
 from core.rooms import flows as rooms
 
@@ -142,8 +145,9 @@ class Outcomes:
         message_id, worker, s = message.id, self.worker, self.settings
         error = result.error or f"HTTP {result.status}"
         if result.ok:
-            sent = job(outbox.mark_sent, message_id=message_id, worker=worker, now=self.clock(),
-                       activity_id=result.activity_id)  # fmt: skip
+            sent = functools.partial(delivered, message_id=message_id, worker=worker, now=self.clock(),
+                                     activity_id=result.activity_id, conversation_id=message.conversation_id,
+                                     disclosure=message.disclosure)  # fmt: skip
             await self._settle(message, "sent", sent)
             return Verdict.NEXT
         if result.status == 429:

@@ -85,13 +85,15 @@ def target_of(reference: str) -> tuple[str, str, str | None]:
 def enqueue(
     *, session: Session, kind: str, reference: str, activity: dict[str, Any], now: datetime,
     room_id: int | None = None, tenant_id: str | None = None, dedupe_key: str | None = None,
-    not_before: datetime | None = None,
+    not_before: datetime | None = None, disclosure: dict[str, Any] | None = None,
 ) -> OutboxMessage | None:  # fmt: skip
     """Write a message to send after the caller's transaction commits.
 
     With a dedupe_key, a second enqueue of the same key does nothing and returns None
     (INSERT .. ON CONFLICT DO NOTHING: of two racing transactions, one row). Into a
-    blocked conversation the row is stored dead at once.
+    blocked conversation the row is stored dead at once. A disclosure (action, room_key,
+    recipients, arguments, justification) is the audit event its delivery appends
+    (core.outbox.flows.delivered).
     """
     conversation_id, service_url, reference_tenant = target_of(reference)
     if not isinstance(activity, dict) or not activity.get("type"):
@@ -108,6 +110,7 @@ def enqueue(
         "status": OutboxStatus.PENDING if block is None else OutboxStatus.DEAD, "attempts": 0,
         "not_before": _aware(not_before or now), "created_at": now,
         "last_error": None if block is None else f"conversation blocked: {block.reason}"[:MAX_ERROR],
+        "disclosure": None if disclosure is None else json.dumps(disclosure, sort_keys=True),
     }  # fmt: skip
     table = _table()
     stmt = _insert(session)(table).values(**values)

@@ -1,0 +1,50 @@
+"""Outbox use cases: a delivered message that disclosed something appends its audit event."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from core.audit.flows import record
+from core.audit.models import Actor, EventDraft, Where
+from core.outbox import service
+
+SENDER = Actor(kind="system", name="outbox sender")
+
+
+def delivered(
+    session: Session, *, message_id: int, worker: str, now: datetime, activity_id: str | None,
+    conversation_id: str, disclosure: str | None,
+) -> bool:  # fmt: skip
+    """Mark a message sent and, if it carried a disclosure, append its audit event in the same
+    transaction: what it carried counts as disclosed once Teams took it, and only then.
+
+    False (and no event) if the row is no longer this worker's.
+    """
+    if not service.mark_sent(session=session, message_id=message_id, worker=worker, now=now,
+                             activity_id=activity_id):  # fmt: skip
+        return False
+    if disclosure:
+        record(session, disclosure_event(disclosure, message_id=message_id, conversation_id=conversation_id,
+                                         activity_id=activity_id))  # fmt: skip
+    return True
+
+
+def disclosure_event(
+    disclosure: str, *, message_id: int, conversation_id: str, activity_id: str | None
+) -> EventDraft:
+    """The audit event of a delivered disclosure (the JSON an enqueue stored with its message)."""
+    data: dict[str, Any] = json.loads(disclosure)
+    recipients = data.get("recipients")
+    arguments = data.get("arguments")
+    return EventDraft(
+        action=str(data.get("action") or "outbox.delivered"), outcome="ok", actor=SENDER,
+        where=Where(conversation_id=conversation_id, room_key=data.get("room_key")),
+        activity_id=activity_id, activity_type="message",
+        arguments={**(arguments if isinstance(arguments, dict) else {}), "outbox_id": message_id},
+        recipients=[str(r) for r in recipients] if isinstance(recipients, list) else [conversation_id],
+        justification=data.get("justification"), detail=data.get("detail"),
+    )  # fmt: skip
