@@ -19,7 +19,7 @@ from botbuilder.schema import Activity
 from bot import intake
 from bot.auth import AuthUnavailable, GuardedAuthentication, build_authentication
 from bot.config import Settings
-from bot.facts import LOADERS
+from bot.facts import loaders
 from bot.graph import GraphClient
 from bot.handler import OpsroomBot
 from bot.identity import Identity
@@ -107,8 +107,8 @@ def build_runtime(
     # The sender reads the same clock the pipeline stamps outbox rows with.
     post = ConnectorPost(outbound, connector_for(auth, settings.app_id or None))
     sender = OutboxSender(database, post, clock=now)
-    pipeline = Pipeline(db=database, identity=identity, router=commands, policy=policy, loaders=LOADERS,
-                        clock=now, after_commit=sender.wake)  # fmt: skip
+    pipeline = Pipeline(db=database, identity=identity, router=commands, policy=policy,
+                        loaders=loaders(database), clock=now, after_commit=sender.wake)  # fmt: skip
     bot = OpsroomBot(pipeline, graph=graph, templates=templates, timezone=settings.timezone)
     return Runtime(settings, database, auth, adapter, bot, graph, owns_db=db is None, outbound=outbound,
                    sender=sender, pipeline=pipeline, rejections=RejectionLog(database))  # fmt: skip

@@ -319,6 +319,8 @@ class Pipeline:
     async def authorise(self, turn: Turn, next: Next) -> None:
         """The one enforcement point: the route's declared action on the loaded facts, asked of the policy."""
         assert turn.principal is not None and turn.route is not None
+        if not self._sees_what_it_names(turn):
+            return
         decision = turn.decision = self.policy.decide(turn.principal, turn.route.action, turn.resource)
         if not decision.allowed:
             turn.outcome = "denied"
@@ -327,6 +329,23 @@ class Pipeline:
                 turn.reply = Reply(text=f"You can't do that here: {decision.reason}{notes}.")
             return
         await next()
+
+    def _sees_what_it_names(self, turn: Turn) -> bool:
+        """A thing the command names (a task) that is not there, or that the policy does not let the caller
+        see, gets one answer either way; the audit event tells the two apart (refused / denied)."""
+        named, command = turn.facts.named, turn.route.command if turn.route is not None else None
+        if named is None or command is None or turn.principal is None:
+            return True
+        if named.exists:
+            seeing = self.policy.decide(turn.principal, named.see, turn.resource)
+            if seeing.allowed:
+                return True
+            turn.decision, turn.outcome = seeing, "denied"
+            turn.detail = f"not visible to the caller ({named.see})"
+        else:
+            turn.outcome, turn.detail = "refused", "not found"
+        turn.reply = Reply(text=f"{named.absent}\n\nUsage: **{escape_message(command.usage)}**")
+        return False
 
     # -- replies -----------------------------------------------------------------------------
 

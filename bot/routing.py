@@ -50,30 +50,42 @@ def command_text(activity: Activity) -> str:
     return text[1:].lstrip() if text.startswith("/") else text
 
 
-def _submitted_command(value: Any) -> str | None:
-    """The command carried by a card button (Action.Submit / messageBack / Action.Execute)."""
+def _submitted_command(value: Any) -> tuple[str, dict[str, str]] | None:
+    """The command carried by a card button (Action.Submit / messageBack / Action.Execute), and the fields
+    its card's inputs fill: `"inputs": {"text": "note-12"}` in the button's data means the input with id
+    `note-12` (submitted beside it) fills the command's `text`."""
     if not isinstance(value, dict):
         return None
     action = value.get("action")
     data = action.get("data") if isinstance(action, dict) else value
     command = data.get("command") if isinstance(data, dict) else None
-    return command if isinstance(command, str) else None
+    if not isinstance(command, str):
+        return None
+    assert isinstance(data, dict)
+    wanted = data.get("inputs")
+    inputs = {}
+    for field, input_id in (wanted.items() if isinstance(wanted, dict) else ()):
+        typed = data.get(input_id) if isinstance(input_id, str) else None
+        if isinstance(field, str) and isinstance(typed, str):
+            inputs[field] = typed
+    return command, inputs
 
 
-def route_command(router: Router, text: str) -> Route:
-    """Parse command text (empty means help)."""
+def route_command(router: Router, text: str, given: dict[str, str] | None = None) -> Route:
+    """Parse command text (empty means help); given: fields a card's inputs filled."""
     text = text.strip().lstrip("/").strip() or "help"
     try:
-        parsed = router.parse(text)
+        parsed = router.parse(text, given)
     except CommandParseError as exc:
         # The append-only audit cannot be corrected or erased: what was typed is not kept when it did
         # not parse, only which command it was and how long (DPA 2018 s62 asks no more).
+        length = len(text) + sum(len(value) for value in (given or {}).values())
         return Route("parse_error", exc.command.action, exc.command, message=exc.message,
-                     arguments={"command": exc.command.words, "length": len(text)})  # fmt: skip
+                     arguments={"command": exc.command.words, "length": length})  # fmt: skip
     except UnknownCommand as exc:  # free text, or a typo: its kind and length only
         return Route("unknown", "command.unknown", message=exc.suggestion,
                      arguments={"kind": "not a command", "length": len(text)})  # fmt: skip
-    arguments = parsed.args.model_dump(exclude_none=True)
+    arguments = parsed.args.audited()
     return Route("command", parsed.command.action_of(parsed.args), parsed.command, parsed.args, arguments)
 
 
@@ -82,12 +94,14 @@ def route(router: Router, activity: Activity) -> Route:
     kind = activity.type
     if kind == ActivityTypes.message:
         submitted = _submitted_command(activity.value)
-        return route_command(router, submitted if submitted is not None else command_text(activity))
+        if submitted is not None:
+            return route_command(router, *submitted)
+        return route_command(router, command_text(activity))
     if kind == ActivityTypes.invoke and activity.name == "adaptiveCard/action":
         submitted = _submitted_command(activity.value)
         if submitted is None:
             return Route("unknown", "command.unknown", arguments={"card": "no command"})
-        return route_command(router, submitted)
+        return route_command(router, *submitted)
     if kind == ActivityTypes.conversation_update:
         bot_id = activity.recipient.id if activity.recipient else None
         added = [m.id for m in activity.members_added or []]

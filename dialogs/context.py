@@ -12,6 +12,8 @@ from sqlmodel import Session
 from core.db import Database
 from core.rooms.models import Room
 from core.rooms.templates import Template
+from core.tasks.models import Task
+from core.tasks.service import Assignee
 from policies import Decision, Principal, Resource
 
 T = TypeVar("T")
@@ -140,11 +142,29 @@ class Person:
     kind: str = "guest"  # what identity makes of them: officer, supervisor or guest (fails closed)
 
 
+@dataclass(frozen=True)
+class Named:
+    """A thing a command names (a task by its number) that the caller must be allowed to see (`see`, a
+    policy action) to act on. If it is not there, or they may not see it, the answer is `absent` either
+    way, so that it never tells them what exists beyond what they may see."""
+
+    absent: str  # Markdown: "There is no task #4 in OP-LANTERN."
+    see: str
+    exists: bool
+
+
 @dataclass
 class Loaded:
     """Facts a command declared and the pipeline loaded before its policy decision."""
 
     person: Person | None = None
+    task: Task | None = None
+    shares: frozenset[str] = frozenset()
+    """The agencies `task` is shared with (`*`: every agency)."""
+    named: Named | None = None
+    assignee: Assignee | None = None
+    unresolved: str | None = None
+    """Whom an argument names that could not be found (Markdown), for the handler to answer with."""
     notes: list[str] = field(default_factory=list)
     """What a loader could not find, told to the caller if the policy refuses."""
 

@@ -46,10 +46,14 @@ def register(root: Router) -> None:
 
 def _as_if_valid(ctx: CommandContext, command: Command) -> Resource:
     """The facts to list a command under: the request's, and for a command that names a person, as if it
-    named an officer (whom it names is only known once it is run)."""
+    named an officer, for one that names a task, as if it were shared with the caller (whom or what it
+    names is only known once it is run)."""
+    resource = ctx.resource
     if any(fact.startswith("person:") for fact in command.facts):
-        return replace(ctx.resource, target_kind="officer")
-    return ctx.resource
+        resource = replace(resource, target_kind="officer")
+    if any(fact.startswith("task:") for fact in command.facts):
+        resource = replace(resource, shared_with_caller=True)
+    return resource
 
 
 def _listing(commands: list[Command], *, heading: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -36,12 +36,16 @@ class Args(BaseModel):
       lands in the field it was typed in, or the command is refused with its usage.
     - No text field may hold control characters or bidi overrides (text that displays as
       something else); the command is refused.
+
+    `private` names free-text fields (notes) that the append-only audit log keeps only the length
+    of: it holds what was asked, never what people wrote to each other (see `audited`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     positional: ClassVar[tuple[str, ...]] = ()
     rest: ClassVar[bool] = True
     labels: ClassVar[dict[str, str]] = {}
+    private: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*")
     @classmethod
@@ -49,6 +53,16 @@ class Args(BaseModel):
         if isinstance(value, str) and safe.has_control_chars(value):
             raise ValueError("cannot contain control characters or bidi overrides")
         return value
+
+    def audited(self) -> dict[str, Any]:
+        """The arguments as the audit event records them: a private field as its length only."""
+        out: dict[str, Any] = {}
+        for key, value in self.model_dump(exclude_none=True).items():
+            if key in self.private:
+                out[f"{key}_length"] = len(value) if isinstance(value, str) else None
+            else:
+                out[key] = value
+        return out
 
 
 class NoArgs(Args):
@@ -145,8 +159,12 @@ def _is_option(word: str) -> bool:
     return not getattr(word, "quoted", False) and word.startswith("--") and len(word) > 2
 
 
-def parse_args(model: type[Args], words: Sequence[str]) -> Args:
-    """Fill model from the words after the command words (see Args for the rules)."""
+def parse_args(model: type[Args], words: Sequence[str], given: Mapping[str, str] | None = None) -> Args:
+    """Fill model from the words after the command words (see Args for the rules).
+
+    given: values for fields taken literally, not as words (what a card's input fields submit: a note
+    typed into a card is text, its quotes and `--` included); empty ones count as not given.
+    """
     fields = model.model_fields
     values: dict[str, Any] = {}
     collected: dict[str, list[str]] = {}  # each value flag's words, in order
@@ -190,6 +208,13 @@ def parse_args(model: type[Args], words: Sequence[str]) -> Args:
             values[name] = bare.pop(0)
     if bare:
         raise ParseError(f"unexpected words: {code(' '.join(bare))}")
+    for key, value in (given or {}).items():
+        if key not in fields:
+            raise ParseError(f"this command has no field {code(key)}")
+        if key in values:
+            raise ParseError(f"{key.replace('_', '-')} given twice")
+        if value.strip():
+            values[key] = value
     try:
         return model.model_validate(values)
     except ValidationError as exc:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from dialogs.context import CommandContext, Later, Reply
 from dialogs.parsing import Args, NoArgs, ParseError, parse_args, tokenize, usage
 
-FACT_KINDS = frozenset({"person", "justification"})
+FACT_KINDS = frozenset({"person", "justification", "task", "assignee"})
 
 Handler = Callable[[CommandContext, Any], Awaitable[Reply | Later]]
 
@@ -30,7 +30,9 @@ class Command:
     action_for: Callable[[Any], str] | None = None
     facts: tuple[str, ...] = ()
     """Facts its decision needs beyond the room, loaded before the policy step: `person:FIELD` (the
-    person an argument names), `justification:FIELD` (the argument that justifies the request)."""
+    person an argument names), `justification:FIELD` (the argument that justifies the request),
+    `task:FIELD` (the room's task an argument numbers), `assignee:FIELD` (whom an argument gives a
+    task to: a person or an agency)."""
 
     def action_of(self, args: Any) -> str:
         """The policy action for these arguments (some options need more rights)."""
@@ -126,8 +128,9 @@ class Router:
         """A command by its words."""
         return self._commands.get(" ".join(words.lower().split()))
 
-    def parse(self, text: str) -> Parsed:
-        """Match the longest command prefix and parse the rest into its model."""
+    def parse(self, text: str, given: Mapping[str, str] | None = None) -> Parsed:
+        """Match the longest command prefix and parse the rest into its model (given: fields a card's
+        inputs filled, taken literally)."""
         words = text.split()
         lowered = [w.lower() for w in words]
         for size in range(min(3, len(words)), 0, -1):
@@ -135,7 +138,7 @@ class Router:
             if command is not None:
                 rest = text.split(None, size)[size] if len(words) > size else ""
                 try:
-                    return Parsed(command, parse_args(command.args, tokenize(rest)))
+                    return Parsed(command, parse_args(command.args, tokenize(rest), given))
                 except ParseError as exc:
                     raise CommandParseError(command, str(exc)) from exc
         raise UnknownCommand(" ".join(words[:2]), self.suggest(lowered))
