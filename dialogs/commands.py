@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dialogs import agencies, audit, help, rooms
+from dialogs import agencies, audit, help, rooms, tasks
 from dialogs.registry import Router
 
 
@@ -12,5 +12,6 @@ def build_router() -> Router:
     root.include(agencies.router)
     root.include(audit.router)
     root.include(rooms.router)
+    root.include(tasks.router)
     help.register(root)
     return root

@@ -6,6 +6,7 @@ from typing import Any
 
 from core.db import Database
 from dialogs.commands import build_router
+from dialogs.room_cards import ROOM_COMMANDS
 from tests.dialogs.test_text import render
 from tests.scenarios.conftest import Harness
 from tests.scenarios.rooms_support import in_thread, open_room, room_thread, rows
@@ -106,9 +107,12 @@ async def test_the_room_card_points_only_to_commands_the_bot_has(rooms: Harness)
     card = room_card(rooms)
     words = {c.words for c in build_router().commands()}
     hint = blocks(card)[-1]
-    assert hint.startswith("In this thread: /room status, /room close.") and "/task" not in hint
-    assert [a["data"]["command"] for a in card["actions"]] == ["room status"]
+    advertised = ", ".join(f"/{w}" for w in ROOM_COMMANDS if w in words)
+    assert hint.startswith(f"In this thread: {advertised}.") and "/task add, /task list" in advertised
+    assert [a["data"]["command"] for a in card["actions"]] == ["room status", "task list"]
     for action in card["actions"]:  # each button runs: the command exists
         assert action["data"]["command"] in words
         pressed = await rooms.send(in_thread(rooms, room_thread(rooms), action["data"]["command"]))
-        assert pressed.replies[0]["attachments"][0]["content"]["body"][1]["text"] == "Operation Lantern: status"
+        assert rooms.audit()[-1]["outcome"] == "ok"
+        assert pressed.texts == ["No open tasks in OP-LANTERN."] or \
+            pressed.replies[0]["attachments"][0]["content"]["body"][1]["text"] == "Operation Lantern: status"
