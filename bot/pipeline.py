@@ -22,6 +22,7 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
 from sqlmodel import Session
 
+from bot import chats as personal_chat
 from bot.identity import Identity
 from bot.routing import route
 from bot.turn import Turn
@@ -32,7 +33,9 @@ from core.audit import flows
 from core.audit.flows import DuplicateActivity
 from core.db import Database
 from core.dedupe import service as dedupe
+from core.outbox import chats
 from core.outbox import service as outbox
+from core.outbox.models import PersonalChat
 from core.rooms import flows as rooms
 from core.rooms import service as room_service
 from dialogs.context import Reply
@@ -205,23 +208,31 @@ class Pipeline:
 
         The same read also fetches the room of this conversation for the locate
         step: one database round trip per request instead of two (each costs
-        more CPU than the query it carries).
+        more CPU than the query it carries); in a personal chat, also the bot's
+        stored chat with its person, recorded when new or moved (bot/chats.py).
         """
         key = turn.claim.key if turn.claim is not None else None
         where, principal = turn.conversation.conversation_id, turn.principal
 
         personal = turn.conversation.conversation_type == "personal"
 
-        def read(session: Session) -> tuple[dedupe.Seen | None, rooms.Found | None, bool]:
+        Read = tuple[dedupe.Seen | None, rooms.Found | None, bool, PersonalChat | None]
+
+        def read(session: Session) -> Read:
             seen = dedupe.seen(session=session, key=key) if key is not None else None
             if seen is not None or where is None or principal is None:
-                return seen, None, False
+                return seen, None, False, None
             # A personal chat the outbox stopped posting to (403) works again once its person writes.
             blocked = personal and outbox.blocked(session=session, conversation_id=where) is not None
+            aad_id = principal.aad_id if personal else None
+            stored = chats.get(session=session, aad_id=aad_id) if aad_id else None
             found = rooms.find(session, conversation_id=where, key=None, aad_id=principal.aad_id)
-            return seen, found, blocked
+            return seen, found, blocked, stored
 
-        seen, turn.here, blocked = await self.db.run(read, readonly=True)
+        seen, turn.here, blocked, stored = await self.db.run(read, readonly=True)
+        remember = personal_chat.remember(turn, stored, self.clock()) if personal and seen is None else None
+        if remember is not None:  # where their own digest goes (`/digest me on`)
+            turn.on_commit.append(remember)
         if blocked and where is not None:
             chat = where
             turn.on_commit.append(lambda s: outbox.unblock(session=s, conversation_id=chat))
