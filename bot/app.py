@@ -19,6 +19,7 @@ from botbuilder.schema import Activity
 from bot import intake
 from bot.auth import AuthUnavailable, GuardedAuthentication, build_authentication
 from bot.config import Settings
+from bot.digests import DigestTick
 from bot.facts import loaders
 from bot.graph import GraphClient
 from bot.handler import OpsroomBot
@@ -72,6 +73,7 @@ class Runtime:
 
 RUNTIME = web.AppKey("runtime", Runtime)
 SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
+DIGESTS = web.AppKey("digests", DigestTick)
 
 
 def build_runtime(
@@ -137,8 +139,12 @@ async def _startup(app: web.Application) -> None:
     await runtime.outbound.start()  # the shared aiohttp session must be made inside the running loop
     await runtime.sender.start()
     await runtime.rejections.start()
+    digests = app[DIGESTS] = DigestTick(runtime.db, runtime.pipeline.policy, clock=runtime.pipeline.clock,
+                                        grace_until=runtime.settings.digest_grace_until,
+                                        wake=runtime.sender.wake)  # fmt: skip
     scheduler = build_scheduler(runtime.db, keep_days=runtime.settings.dedupe_days,
-                                clock=runtime.pipeline.clock, wake=runtime.sender.wake)  # fmt: skip
+                                clock=runtime.pipeline.clock, wake=runtime.sender.wake,
+                                digests=digests.run)  # fmt: skip
     scheduler.start()
     app[SCHEDULER] = scheduler
     if not runtime.settings.home_domains and runtime.graph is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -12,6 +13,8 @@ from dotenv import dotenv_values
 
 from bot.graph import GraphConfig
 from core.rooms.templates import SHIPPED
+
+_HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 
 
 class SettingsError(ValueError):
@@ -55,6 +58,8 @@ class Settings:
     templates_dir: str = ""
     dedupe_days: int = 7
     audit_signing_key_file: str = ""
+    digest_grace_until: str = "12:00"
+    """Room time until which a digest missed while the bot was down is still sent on start (else skipped)."""
 
     def __repr__(self) -> str:
         shown = []
@@ -122,6 +127,8 @@ class Settings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise SettingsError(f"OPSROOM_TIMEZONE {self.timezone!r} is not a known time zone") from exc
+        if not _HHMM.fullmatch(self.digest_grace_until):
+            raise SettingsError("OPSROOM_DIGEST_GRACE_UNTIL must be a 24-hour time HH:MM, e.g. 12:00")
         if self.app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
             raise SettingsError("MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI")
 
@@ -172,6 +179,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(
         templates_dir=get("OPSROOM_TEMPLATES_DIR"),
         dedupe_days=integer("OPSROOM_DEDUPE_DAYS", 7),
         audit_signing_key_file=get("OPSROOM_AUDIT_SIGNING_KEY_FILE"),
+        digest_grace_until=get("OPSROOM_DIGEST_GRACE_UNTIL", "12:00") or "12:00",
     )
     settings.check()
     return settings

@@ -1,14 +1,16 @@
 """Housekeeping on a schedule (APScheduler 3.x, in the bot's event loop).
 
 Each replica runs the same jobs; they are idempotent, so no coordination is
-needed. Work that must happen exactly once (digests) will claim it in the
-database instead (DESIGN.md, "Scale").
+needed. Work that must happen exactly once (digests) is claimed in the
+database (DESIGN.md, "Scale"): the jobs live in memory, one scheduler per
+process, and only wake that work up (APScheduler 3.x job stores cannot be
+shared between processes).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -43,12 +45,14 @@ async def sweep_openings(
 
 def build_scheduler(
     db: Database, *, keep_days: int, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    wake: Callable[[], None] = lambda: None,
+    wake: Callable[[], None] = lambda: None, digests: Callable[[], Awaitable[object]] | None = None,
 ) -> AsyncIOScheduler:  # fmt: skip
     """The scheduler with Opsroom's jobs; start it inside the running loop.
 
     The jobs only wake work up: what must happen once is claimed in the database, so every
-    replica may run them.
+    replica may run them. digests: the digest tick (bot.digests.DigestTick.run, a coroutine
+    function), run every minute and once at start (a digest missed while the bot was down goes out
+    within its grace window).
     """
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_job(sweep_openings, "interval", minutes=1, args=[db], kwargs={"clock": clock, "wake": wake},
@@ -57,4 +61,7 @@ def build_scheduler(
     scheduler.add_job(prune_processed, "interval", hours=6, args=[db], kwargs={"keep_days": keep_days},
                       id="prune-processed", coalesce=True, max_instances=1,
                       next_run_time=datetime.now(UTC) + timedelta(minutes=1))  # fmt: skip
+    if digests is not None:
+        scheduler.add_job(digests, "interval", minutes=1, id="digests", coalesce=True, max_instances=1,
+                          misfire_grace_time=30, next_run_time=datetime.now(UTC))  # fmt: skip
     return scheduler

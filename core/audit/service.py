@@ -249,6 +249,16 @@ def _vouched_from(session: Session, signer: signing.Signer, seq: int, head_hash:
     return seq + 1
 
 
+def lock_head(session: Session) -> Checkpoint:
+    """Take the append lock now (held to the end of the transaction) and return the chain head.
+
+    For work that must be ordered with the audit chain across processes (digest claims): taking it
+    first, before any row lock, means such work never holds a row while it queues for the lock.
+    """
+    seq, head_hash = _lock_head(session)
+    return Checkpoint(seq, head_hash)
+
+
 def head(session: Session) -> Checkpoint:
     """The current chain head (seq 0 and the genesis hash when empty)."""
     stmt = select(col(AuditEvent.seq), col(AuditEvent.hash)).order_by(col(AuditEvent.seq).desc())

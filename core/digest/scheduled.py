@@ -1,0 +1,148 @@
+"""The daily digest job for one room, done as the system principal in one audited unit of work.
+
+It claims the room's digest for the day (core.digest.claim), and in the same transaction writes the
+room's post and each member's own digest (`/digest me on`) to the outbox and appends the claim's
+audit event. Each outbox row carries a disclosure, appended to the audit trail when Teams takes the
+message (core.outbox.flows.delivered): the room, the recipients, the task numbers, never contents.
+
+Who sees what is the caller's `scope` (the policy's answer); how a digest looks is its `render`
+(dialogs/): this job only fetches, claims, writes and records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from core.audit.flows import record
+from core.audit.models import Actor, EventDraft, Where
+from core.audit.service import lock_head
+from core.digest import build
+from core.digest.build import Digest, Snapshot
+from core.digest.claim import Due, attach, claim
+from core.digest.models import DigestOutcome
+from core.outbox import chats
+from core.outbox import service as outbox
+from core.rooms.models import Room, RoomStatus
+
+SYSTEM = Actor(kind="system", name="scheduler")
+DELIVERED = "digest.delivered"
+
+
+@dataclass(frozen=True)
+class Scopes:
+    """What each reader may see, by task id, as the policy answered for the room's current members."""
+
+    room: frozenset[int]
+    """Tasks every member may see: the room post, seen by the whole channel, shows these in full."""
+    some: frozenset[int]
+    """Tasks some members may see and others not: the room post only counts them."""
+    people: Mapping[str, frozenset[int]]
+    """For each member who may have a digest of their own (Entra object id), the tasks they may see."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A digest as a message: the activity, and the task numbers it shows in full (its disclosure)."""
+
+    activity: dict[str, Any]
+    shown: list[int]
+
+
+Scope = Callable[[Snapshot], Scopes]
+Render = Callable[[Digest], Rendered]
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What one room's digest job did."""
+
+    room_key: str
+    local_date: str
+    outcome: str  # queued | skipped
+    messages: int = 0
+
+
+def post(session: Session, due: Due, *, now: datetime, scope: Scope, render: Render) -> Posted | None:
+    """Claim and write one room's digest for due.local_date (or its skip, when late); None when
+    another process (or an earlier tick) has it, or the room no longer has a digest."""
+    room = session.get(Room, due.room_id)
+    if room is None or room.status != RoomStatus.OPEN or not room.digest_time or room.conversation_id is None:
+        return None
+    if due.late:
+        return _skip(session, room, due, now=now)
+    run_id = claim(session, room_id=due.room_id, local_date=due.local_date, outcome=DigestOutcome.QUEUED,
+                   now=now)  # fmt: skip
+    if run_id is None:
+        return None
+    head = lock_head(session)  # the claim took the lock: the head as this digest's events will follow it
+    snapshot = build.load(session, room, now=now, local_date=due.local_date, head=head)
+    scopes = scope(snapshot)
+    digest = build.compose(snapshot, scopes.room, hidden=scopes.some)
+    shown = _enqueue(session, room, digest, render, reference=room.reference, recipient=room.conversation_id,
+                     tenant_id=room.tenant_id, run_id=run_id, now=now)  # fmt: skip
+    recipients, personal = [room.conversation_id], 0
+    wanted = {m.aad_id: m for m in snapshot.members if m.digest_personal and m.aad_id in scopes.people}
+    for aad_id, chat in sorted(chats.of(session=session, aad_ids=list(wanted)).items()):
+        person_run = claim(session, room_id=due.room_id, local_date=due.local_date, audience=aad_id,
+                           outcome=DigestOutcome.QUEUED, now=now)  # fmt: skip
+        if person_run is None:
+            continue
+        member = wanted[aad_id]
+        own = build.compose(snapshot, scopes.people[aad_id], reader=member.name or aad_id)
+        _enqueue(session, room, own, render, reference=chat.reference, recipient=aad_id,
+                 tenant_id=chat.tenant_id or room.tenant_id, run_id=person_run, now=now)  # fmt: skip
+        recipients.append(aad_id)
+        personal += 1
+    record(session, EventDraft(
+        action="digest.queued", outcome="ok", actor=SYSTEM, where=_where(room),
+        arguments={"local_date": due.local_date.isoformat(), "tasks": shown, "personal": personal},
+        recipients=recipients, justification=_purpose(room),
+        detail=f"daily digest at {room.digest_time} ({room.timezone}); audit head #{snapshot.head.seq}",
+    ))  # fmt: skip
+    return Posted(room.key, due.local_date.isoformat(), DigestOutcome.QUEUED, 1 + personal)
+
+
+def _skip(session: Session, room: Room, due: Due, *, now: datetime) -> Posted | None:
+    """Past the grace window (the bot was down at digest time): claimed as skipped and audited."""
+    assert room.id is not None
+    skipped = DigestOutcome.SKIPPED
+    if claim(session, room_id=room.id, local_date=due.local_date, outcome=skipped, now=now) is None:
+        return None
+    record(session, EventDraft(
+        action="digest.skipped", outcome="skipped", actor=SYSTEM, where=_where(room),
+        arguments={"local_date": due.local_date.isoformat()}, justification=_purpose(room),
+        detail=f"its time {room.digest_time} ({room.timezone}) passed beyond the grace window",
+    ))  # fmt: skip
+    return Posted(room.key, due.local_date.isoformat(), DigestOutcome.SKIPPED)
+
+
+def _enqueue(
+    session: Session, room: Room, digest: Digest, render: Render, *, reference: str, recipient: str,
+    tenant_id: str, run_id: int, now: datetime,
+) -> list[int]:  # fmt: skip
+    """Write one digest to the outbox with its disclosure; the task numbers it shows."""
+    rendered = render(digest)
+    disclosure = {
+        "action": DELIVERED, "room_key": room.key, "recipients": [recipient],
+        "arguments": {"local_date": digest.local_date.isoformat(), "tasks": rendered.shown,
+                      "audience": "room" if digest.reader is None else "person"},
+        "justification": _purpose(room),
+    }  # fmt: skip
+    message = outbox.enqueue(session=session, kind="digest", reference=reference, activity=rendered.activity,
+                             now=now, room_id=room.id, tenant_id=tenant_id,
+                             disclosure=disclosure)  # fmt: skip
+    attach(session, run_id, message.id if message is not None else None)
+    return rendered.shown
+
+
+def _where(room: Room) -> Where:
+    return Where(team_id=room.team_id, conversation_id=room.conversation_id, room_key=room.key)
+
+
+def _purpose(room: Room) -> str:
+    return f"{room.key}: {room.purpose}" if room.purpose else f"{room.key}: operation room"

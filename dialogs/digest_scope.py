@@ -1,0 +1,78 @@
+"""Who may see which of a room's tasks in its digest: the policy asked for each current member.
+
+The digest code never decides: for every member it asks `task.show` of each task (with the facts a
+`/task show` by that member would carry) and `digest.now` (may they have a digest of their own), in
+one decide_many per member. The policy remembers decisions by their facts, so a room of 20 members
+and 50 tasks costs a handful of Cedar evaluations, not a thousand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from core.digest.build import Snapshot
+from core.digest.scheduled import Scope, Scopes
+from core.rooms.models import Room, RoomMember
+from core.tasks.models import Task
+from core.tasks.service import shared_with
+from dialogs.facts import DecideMany, room_facts
+from policies import Principal, PrincipalKind, Resource
+from policies.model import RoomRole
+
+OFFICER_ROLES = frozenset({RoomRole.LEAD.value, RoomRole.MEMBER.value})
+
+
+def principal_of(member: RoomMember) -> Principal:
+    """A room member as the policy knows them when they are not the one asking: an officer for the
+    lead and members, a guest (of their agency) for every other role. Fails closed: an unknown role is
+    a guest."""
+    kind = PrincipalKind.OFFICER if member.role in OFFICER_ROLES else PrincipalKind.GUEST
+    return Principal(member.aad_id, member.tenant_id, kind, name=member.name, agency=member.agency)
+
+
+def member_facts(room: Room, member: RoomMember, *, now: datetime) -> Resource:
+    """The room facts of a member, as if they asked in the room's own space."""
+    return room_facts(room, member, team_id=room.team_id, inside=True, now=now)
+
+
+def task_requests(
+    base: Resource, tasks: Sequence[Task], shares: dict[int, frozenset[str]], *, aad_id: str | None,
+    agency: str | None,
+) -> list[tuple[str, Resource]]:  # fmt: skip
+    """`task.show` of each task, with whether it is shared with this reader."""
+    shared, unshared = replace(base, shared_with_caller=True), replace(base, shared_with_caller=False)
+    return [("task.show", shared if shared_with(task, shares.get(task.id or 0, frozenset()), aad_id=aad_id,
+                                                agency=agency) else unshared)
+            for task in tasks]  # fmt: skip
+
+
+def visible_to(decide_many: DecideMany, principal: Principal, base: Resource, snapshot: Snapshot) -> set[int]:
+    """The ids of the snapshot's tasks this principal may see, with these room facts."""
+    requests = task_requests(base, snapshot.tasks, snapshot.shares, aad_id=principal.aad_id,
+                             agency=principal.agency)  # fmt: skip
+    decisions = decide_many(principal, requests)
+    return {task.id for task, decision in zip(snapshot.tasks, decisions, strict=True)
+            if decision.allowed and task.id is not None}  # fmt: skip
+
+
+def scope_by(decide_many: DecideMany) -> Scope:
+    """The digest scope under a policy: what the room post shows in full, counts, and each member's own."""
+
+    def scope(snapshot: Snapshot) -> Scopes:
+        everyone: set[int] | None = None
+        anyone: set[int] = set()
+        people: dict[str, frozenset[int]] = {}
+        for member in snapshot.members:
+            principal = principal_of(member)
+            base = member_facts(snapshot.room, member, now=snapshot.now)
+            seen = visible_to(decide_many, principal, base, snapshot)
+            everyone = seen if everyone is None else everyone & seen
+            anyone |= seen
+            if decide_many(principal, [("digest.now", base)])[0].allowed:
+                people[member.aad_id] = frozenset(seen)
+        shown = frozenset(everyone or ())
+        return Scopes(room=shown, some=frozenset(anyone - shown), people=people)
+
+    return scope
