@@ -224,13 +224,15 @@ class GraphClient:
         return "added"
 
     # ------------------------------------------------------------------ plumbing
-    async def _call(self, method: str, path: str, payload: Any = None) -> _Response:
+    async def _call(
+        self, method: str, path: str, payload: Any = None, *, headers: Mapping[str, str] | None = None
+    ) -> _Response:
         refreshed = False
         while True:
             token = await self._access_token()
             # Graph hands back operation locations relative to the version root, or absolute.
             url = path if path.startswith(("https://", "http://")) else self.config.graph_url + path
-            resp = await self._send(method, url, json_body=payload, token=token)
+            resp = await self._send(method, url, json_body=payload, token=token, extra_headers=headers)
             if resp.status == 401 and not refreshed:
                 # The token may have been revoked or rotated early; one fresh token, one more try.
                 refreshed = True
@@ -274,9 +276,16 @@ class GraphClient:
         return str(body["access_token"]), self._clock() + lifetime - margin
 
     async def _send(
-        self, method: str, url: str, *, json_body: Any = None, form: Any = None, token: str | None = None
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        form: Any = None,
+        token: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> _Response:
-        headers = {"Accept": "application/json"}
+        headers = {**(extra_headers or {}), "Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         session = self._get_session()

@@ -24,10 +24,11 @@ from botbuilder.schema import (
 )
 from botbuilder.schema.teams import TeamDetails
 
+from bot import graph_guests
 from bot.graph import GraphClient, GraphError
 from bot.identity import Identity, Member
 from core.rooms.flows import RoomError
-from dialogs.context import Person, Space
+from dialogs.context import GuestAccess, Person, Space
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,21 @@ class TurnTeams:
         except GraphError as exc:
             log.warning("graph refused a channel owner: %s", exc)
             raise RoomError(_owner_refusal(exc)) from exc
+
+    async def admit_guest(self, *, email: str, agency_tenants: tuple[str, ...], team_id: str,
+                          channel_id: str | None, space_kind: str) -> GuestAccess:  # fmt: skip
+        """Let an invited person into a room's team and channel (Graph, bot.graph_guests). What Teams or
+        Graph refuses comes back as the access's problem, never as an exception."""
+        if self.graph is None:
+            return GuestAccess(email, problem="Microsoft Graph is not configured")
+        try:
+            group_id = await self._team_group_id(team_id)
+        except RoomError as exc:
+            return GuestAccess(email, problem=str(exc))
+        return await graph_guests.admit_guest(
+            self.graph, email=email, agency_tenants=agency_tenants, group_id=group_id, channel_id=channel_id,
+            space_kind=space_kind,
+        )  # fmt: skip
 
     async def _team_group_id(self, team_id: str) -> str:
         """The team's AAD group id (what Graph calls the team): from this activity's channelData

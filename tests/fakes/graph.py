@@ -23,7 +23,10 @@ Routes:
   channel in ``targetResourceId``/``targetResourceLocation``, or ``failed``).
 * ``GET|POST /v1.0/teams/{team}/channels/{channel}/members`` (pages of
   ``member_page_size`` with ``@odata.nextLink``) and ``PATCH .../members/{id}``;
-  a channel's members start as the owner named at creation (``channel_members``).
+  a channel's members start as the owner named at creation (``channel_members``);
+  members from another tenant (``tenantId``) join shared channels only (``external_users``).
+* ``GET /v1.0/users?$filter=...`` (by email), ``POST /v1.0/invitations`` and
+  ``GET|POST /v1.0/teams/{team}/members``: see tests/fakes/graph_guests.py.
 
 Every ``/v1.0`` call needs a bearer token this fake issued and has not expired
 or been revoked (``revoke_tokens``); otherwise 401. Every request is recorded in
@@ -43,6 +46,7 @@ from aiohttp import web
 
 from tests.fakes.graph_channels import ChannelRoutes
 from tests.fakes.graph_channels import graph_error as _error
+from tests.fakes.graph_guests import GuestRoutes
 
 __all__ = ["FakeGraph", "GraphRequest"]
 
@@ -72,6 +76,8 @@ class GraphRequest:
     headers: dict[str, str]
     json: Any | None = None
     form: dict[str, str] | None = None
+    query: str = ""
+    """The query string as sent (still percent-encoded)."""
     status: int = 0
     failed: bool = False
     """True when the answer came from ``fail_next``."""
@@ -91,7 +97,7 @@ class _Failure:
 
 
 @dataclass
-class FakeGraph(ChannelRoutes):
+class FakeGraph(ChannelRoutes, GuestRoutes):
     """Fake Graph v1.0 + AAD token endpoint (see module docstring)."""
 
     tenant_id: str = "00000000-0000-4000-8000-00000000fa4e"
@@ -106,6 +112,8 @@ class FakeGraph(ChannelRoutes):
     """How many polls of an operation answer inProgress before its outcome."""
     operation_outcome: str = "succeeded"
     member_page_size: int = 100
+    tenant_domain: str = "fakeforce.onmicrosoft.com"
+    """The force's own domain: invited guests' UPNs end #EXT#@ it."""
     host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
@@ -115,6 +123,10 @@ class FakeGraph(ChannelRoutes):
         self.channels: dict[str, list[dict[str, Any]]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.channel_members: dict[str, list[dict[str, Any]]] = {}
+        self.external_users: dict[str, set[str]] = {}
+        """Another tenant's users by lower-case UPN; a tenant not listed accepts any name."""
+        self.invitations: list[dict[str, Any]] = []
+        self.team_members: dict[str, list[dict[str, Any]]] = {}
         self._members: dict[str, set[str]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         """Directory users by object id (lower case): what GET /users/{id} answers."""
@@ -150,6 +162,7 @@ class FakeGraph(ChannelRoutes):
         app.router.add_post("/v1.0/users/{user}/checkMemberGroups", self._check_member_groups)
         app.router.add_get("/v1.0/users/{user}", self._user)
         self.add_channel_routes(app)
+        self.add_guest_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -199,7 +212,7 @@ class FakeGraph(ChannelRoutes):
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         raw = await request.read()
-        rec = GraphRequest(request.method, request.path, dict(request.headers))
+        rec = GraphRequest(request.method, request.path, dict(request.headers), query=request.query_string)
         if raw and request.content_type == "application/json":
             rec.json = await request.json()
         elif raw:

@@ -1,8 +1,12 @@
 """The fake Graph's Teams channel routes: channels, shared-channel operations, channel members.
 
 A mixin for ``FakeGraph`` (tests/fakes/graph.py), which owns the state these read:
-``channels``, ``operations``, ``channel_members`` and the knobs ``async_shared_channels``,
-``operation_polls``, ``operation_outcome``, ``member_page_size``.
+``channels``, ``operations``, ``channel_members``, ``external_users`` and the knobs
+``async_shared_channels``, ``operation_polls``, ``operation_outcome``, ``member_page_size``.
+
+A channel member from another tenant (a body with ``tenantId``, B2B direct connect) is accepted in a
+shared channel only (400 elsewhere), bound by user principal name; when ``external_users`` lists that
+tenant, a name it does not list is 404. Its ``userId`` is a stable made-up object id in that tenant.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
@@ -27,6 +31,7 @@ class ChannelRoutes:
     channels: dict[str, list[dict[str, Any]]]
     operations: dict[str, dict[str, Any]]
     channel_members: dict[str, list[dict[str, Any]]]
+    external_users: dict[str, set[str]]
 
     @property
     def base_url(self) -> str:
@@ -83,15 +88,19 @@ class ChannelRoutes:
     # ------------------------------------------------------------------ channel members
     @staticmethod
     def _member(body: dict[str, Any]) -> dict[str, Any]:
-        bound = str(body.get("user@odata.bind") or "")
-        user_id = bound.split("users('", 1)[-1].rstrip("')") if "users('" in bound else ""
-        return {
+        user_id = bound_user(body)
+        member = {
             "@odata.type": "#microsoft.graph.aadUserConversationMember",
             "id": "MCMj" + secrets.token_hex(12) + "==",
             "roles": list(body.get("roles") or []),
             "userId": user_id,
             "displayName": None,
         }
+        tenant = body.get("tenantId")
+        if tenant:  # bound by name in another tenant: Graph answers with their object id there
+            member.update(userId=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{user_id.lower()}")),
+                          email=user_id, tenantId=tenant)  # fmt: skip
+        return member
 
     def _channel_of(self, request: web.Request) -> list[dict[str, Any]] | None:
         team, channel = request.match_info["team"], request.match_info["channel"]
@@ -114,7 +123,17 @@ class ChannelRoutes:
         members = self._channel_of(request)
         if members is None:
             return graph_error(404, "NotFound", "Channel not found.")
-        member = self._member(await request.json())
+        body = await request.json()
+        tenant = str(body.get("tenantId") or "")
+        if tenant:
+            [channel] = [c for c in self.channels[request.match_info["team"]]
+                         if c["id"] == request.match_info["channel"]]  # fmt: skip
+            if channel["membershipType"] != "shared":
+                return graph_error(400, "BadRequest", "Users from another tenant can only join shared channels.")
+            known = self.external_users.get(tenant)
+            if known is not None and bound_user(body).lower() not in known:
+                return graph_error(404, "NotFound", "The user was not found in the given tenant.")
+        member = self._member(body)
         if any(m["userId"] == member["userId"] for m in members):
             return graph_error(409, "Conflict", "The user is already a member of the channel.")
         members.append(member)
@@ -152,6 +171,14 @@ class ChannelRoutes:
 
     async def _list_channels(self, request: web.Request) -> web.Response:
         return web.json_response({"value": self.channels.get(request.match_info["team"], [])})
+
+
+def bound_user(body: dict[str, Any]) -> str:
+    """The key in a member's ``user@odata.bind`` (an object id or a user principal name), unescaped."""
+    bound = str(body.get("user@odata.bind") or "")
+    if "users('" not in bound or not bound.endswith("')"):
+        return ""
+    return unquote(bound.split("users('", 1)[1][:-2]).replace("''", "'")
 
 
 def graph_error(status: int, code: str, message: str) -> web.Response:
