@@ -111,7 +111,8 @@ def build_runtime(
     sender = OutboxSender(database, post, clock=now)
     pipeline = Pipeline(db=database, identity=identity, router=commands, policy=policy,
                         loaders=loaders(database), clock=now, after_commit=sender.wake)  # fmt: skip
-    bot = OpsroomBot(pipeline, graph=graph, templates=templates, timezone=settings.timezone)
+    bot = OpsroomBot(pipeline, graph=graph, templates=templates, timezone=settings.timezone,
+                     guest_max_days=settings.guest_max_days)
     return Runtime(settings, database, auth, adapter, bot, graph, owns_db=db is None, outbound=outbound,
                    sender=sender, pipeline=pipeline, rejections=RejectionLog(database))  # fmt: skip
 

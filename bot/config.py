@@ -58,6 +58,7 @@ class Settings:
     templates_dir: str = ""
     dedupe_days: int = 7
     audit_signing_key_file: str = ""
+    guest_max_days: int = 90
     digest_grace_until: str = "12:00"
     """Room time until which a digest missed while the bot was down is still sent on start (else skipped)."""
 
@@ -97,6 +98,8 @@ class Settings:
 
     def check(self) -> None:
         """Refuse combinations that must never run."""
+        if not 1 <= self.guest_max_days <= 366:
+            raise SettingsError(f"OPSROOM_GUEST_MAX_DAYS must be 1 to 366 days (got {self.guest_max_days})")
         if self.production and self.local_mode:
             raise SettingsError(
                 "OPSROOM_ENV=production needs MicrosoftAppId (and its password): "
@@ -179,6 +182,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(
         templates_dir=get("OPSROOM_TEMPLATES_DIR"),
         dedupe_days=integer("OPSROOM_DEDUPE_DAYS", 7),
         audit_signing_key_file=get("OPSROOM_AUDIT_SIGNING_KEY_FILE"),
+        guest_max_days=integer("OPSROOM_GUEST_MAX_DAYS", 90),
         digest_grace_until=get("OPSROOM_DIGEST_GRACE_UNTIL", "12:00") or "12:00",
     )
     settings.check()

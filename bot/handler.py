@@ -41,8 +41,10 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
         graph: GraphClient | None = None,
         templates: Mapping[str, Template] | None = None,
         timezone: str = "Europe/London",
+        guest_max_days: int = 90,
     ) -> None:
         self.pipeline = pipeline
+        self.guest_max_days = guest_max_days
         self.graph = graph
         self.identity = pipeline.identity
         self.templates = dict(templates or {})
@@ -131,6 +133,7 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
             now=pipeline.clock,
             templates=self.templates,
             timezone=self.timezone,
+            guest_max_days=self.guest_max_days,
             note=turn.note,
         )
 

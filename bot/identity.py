@@ -27,6 +27,7 @@ from botbuilder.schema import Activity
 
 from bot.config import Settings
 from bot.graph import GraphClient, GraphError
+from core.invitations import service as invitations
 from dialogs.context import Conversation
 from policies import Principal, PrincipalKind
 
@@ -177,6 +178,19 @@ class Identity:
         if not any(a.rsplit("@", 1)[1] in domains for a in addresses):
             return Verdict(GUEST, "UPN and email are outside the force's domains")
         return None
+
+    async def addresses(self, context: TurnContext, aad_id: str) -> tuple[str, ...]:
+        """The sender's email addresses as Entra or the Teams roster give them (a B2B guest's `#EXT#` UPN
+        read back as their own address), for matching an invitation; empty when neither can say."""
+        if self.graph is not None:
+            user = await self._graph_user(aad_id)
+            if user:
+                found = invitations.addresses(str(user.get("mail") or ""),
+                                              str(user.get("userPrincipalName") or ""))  # fmt: skip
+                if found:
+                    return found
+        member = await self._roster(context, aad_id)
+        return invitations.addresses(member.email, member.upn) if member is not None else ()
 
     # -- lookups, cached ---------------------------------------------------------------------------
 

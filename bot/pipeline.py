@@ -22,6 +22,7 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
 from sqlmodel import Session
 
+from bot import binding
 from bot import chats as personal_chat
 from bot.identity import Identity
 from bot.routing import route
@@ -43,7 +44,7 @@ from dialogs.facts import room_facts, visible
 from dialogs.registry import Router
 from dialogs.text import escape_message
 from policies import Policy
-from policies.model import RoomRole
+from policies.model import PrincipalKind, RoomRole
 
 log = logging.getLogger(__name__)
 
@@ -277,16 +278,27 @@ class Pipeline:
                                                              aad_id=aad_id), readonly=True)  # fmt: skip
         room, now = located.room, self.clock()
         if room is not None:
-            facts = room_facts(room, located.member, team_id=turn.conversation.team_id, inside=located.inside,
-                               now=now)  # fmt: skip
+            member = located.member
+            if member is not None and member.tenant_id and member.tenant_id != principal.tenant_id:
+                member = None  # a membership is an object id in a tenant, not an object id alone
+            team = turn.conversation.team_id
+            facts = room_facts(room, member, team_id=team, inside=located.inside, now=now)
             if facts.role is None and self.policy.decide(principal, "room.join", facts).allowed:
                 facts = replace(facts, role=RoomRole.MEMBER)
                 turn.on_commit.append(joiner(room, principal, now))
+            elif facts.role is None and principal.kind is PrincipalKind.GUEST and located.inside:
+                bound = await binding.invited(turn.context, principal, room, db=self.db,
+                                              identity=self.identity, now=now)  # fmt: skip
+                if bound is not None:  # the invitation becomes their membership, with this request's event
+                    member = bound.member
+                    facts = room_facts(room, member, team_id=team, inside=True, now=now)
+                    turn.on_commit.append(bound.write)
+                    found.arguments["bound_invitation"] = bound.invitation_id
             seeing = self.policy.decide(principal, "room.see", facts)
             if seeing.allowed:
-                turn.room, turn.resource = room, facts
-                if located.member is not None and located.member.agency and principal.agency is None:
-                    turn.principal = replace(principal, agency=located.member.agency)
+                turn.room, turn.resource, turn.member = room, facts, member
+                if member is not None and member.agency and principal.agency is None:
+                    turn.principal = replace(principal, agency=member.agency)
             else:
                 room = None
         if key and room is None:

@@ -14,7 +14,7 @@ from sqlmodel import Session
 from core.audit.flows import Claim
 from core.audit.models import Actor, EventDraft, Where
 from core.rooms.flows import Found
-from core.rooms.models import Room
+from core.rooms.models import Room, RoomMember
 from dialogs.context import AuditNote, Conversation, Later, Loaded, Reply, Teams, Work
 from dialogs.registry import Command
 from policies import Decision, Principal, Resource
@@ -52,6 +52,7 @@ class Turn:
     reply: Reply | Later | None = None
     recorded: bool = False
     room: Room | None = None
+    member: RoomMember | None = None  # the caller's membership of the room, as the decision saw it
     here: Found | None = None  # the room of this conversation, as the dedupe read found it
     work: Work = field(default_factory=Work)
     """The handler's unit of work: committed once, with the audit event, unless the request failed."""
@@ -71,7 +72,9 @@ class Turn:
         room = self.room
         if room is None:
             return None
-        return f"{room.key}: {room.purpose}" if room.purpose else f"{room.key}: operation room"
+        purpose = f"{room.key}: {room.purpose}" if room.purpose else f"{room.key}: operation room"
+        isa = self.member.isa_ref if self.member is not None else None
+        return f"{purpose}; ISA {isa}" if isa else purpose  # a guest's sharing agreement
 
     def _recipients(self) -> list[str] | None:
         """Where what the request disclosed went: the conversation its reply went to, and any it posted to."""

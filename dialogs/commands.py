@@ -11,6 +11,7 @@ def build_router() -> Router:
     root = Router()
     root.include(agencies.router)
     root.include(audit.router)
+    root.include(invite.router)
     root.include(digest.router)
     root.include(rooms.router)
     root.include(tasks.router)

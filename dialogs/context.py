@@ -169,6 +169,16 @@ class Loaded:
     """What a loader could not find, told to the caller if the policy refuses."""
 
 
+@dataclass(frozen=True)
+class GuestAccess:
+    """What Teams (Graph) did to let one invited person into a room's space, or why it could not."""
+
+    email: str
+    done: tuple[str, ...] = ()  # e.g. "invited (B2B)", "added to the team", "added to the private channel"
+    problem: str | None = None  # why the rest must be done by hand (safe to show the lead)
+    user_id: str | None = None  # the guest account's object id in the force's tenant, when known
+
+
 class Teams(Protocol):
     """What handlers may ask of Teams; bot/ implements it for the current turn."""
 
@@ -196,6 +206,13 @@ class Teams(Protocol):
         """An @mention, email or UPN -> a person in this team or chat, or None."""
         ...
 
+    async def admit_guest(self, *, email: str, agency_tenants: tuple[str, ...], team_id: str,
+                          channel_id: str | None, space_kind: str) -> GuestAccess:  # fmt: skip
+        """Let an invited person into a room's space through Graph: a B2B invitation where they have no
+        guest account, then the team and the private channel; for a shared channel, the agency's own
+        tenant user through B2B direct connect. Only called when Graph is configured."""
+        ...
+
 
 @dataclass
 class CommandContext:
@@ -216,4 +233,6 @@ class CommandContext:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     templates: Mapping[str, Template] = field(default_factory=dict)
     timezone: str = "Europe/London"
+    guest_max_days: int = 90
+    """The longest a guest's access may last (OPSROOM_GUEST_MAX_DAYS)."""
     note: AuditNote = field(default_factory=AuditNote)

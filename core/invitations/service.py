@@ -190,3 +190,12 @@ def revoke(session: Session, room_id: int, *, email: str | None = None, agency: 
             session.add(member)
     session.flush()
     return revoked
+
+
+def record_accounts(session: Session, room_id: int, user_ids: dict[str, str]) -> None:
+    """Keep the guest account Graph found or made for each invited email (before they ever act)."""
+    stmt = select(Invitation).where(col(Invitation.room_id) == room_id,
+                                    col(Invitation.email).in_(list(user_ids)))  # fmt: skip
+    for invitation in session.exec(stmt):
+        invitation.graph_user_id = user_ids[invitation.email]
+        session.add(invitation)
