@@ -26,6 +26,10 @@ from policies import Policy
 
 log = logging.getLogger(__name__)
 
+CHUNK = 16
+"""Rooms handed to the group writer at once. A digest is built inside its claiming transaction, which
+holds the audit append lock until it commits; small batches keep requests from waiting long on it."""
+
 
 async def post_due(
     db: Database, policy: Policy, *, now: datetime, grace_until: str = timing.DEFAULT_GRACE_UNTIL
@@ -37,8 +41,10 @@ async def post_due(
         return []
     scope = scope_by(policy.decide_many)
     post = functools.partial(scheduled.post, now=now, scope=scope, render=render)
-    jobs = [db.commit(functools.partial(post, due=d)) for d in due]
-    results = await asyncio.gather(*jobs, return_exceptions=True)
+    results: list[Posted | BaseException | None] = []
+    for start in range(0, len(due), CHUNK):
+        jobs = [db.commit(functools.partial(post, due=d)) for d in due[start : start + CHUNK]]
+        results += await asyncio.gather(*jobs, return_exceptions=True)
     posted: list[Posted] = []
     for item, result in zip(due, results, strict=True):
         if isinstance(result, BaseException):  # that room alone; the next tick tries it again

@@ -92,7 +92,7 @@ async def digest_now(ctx: CommandContext, args: RoomArgs) -> Reply:
         return _refuse(ctx, "That room no longer exists.")
     principal = ctx.principal
     seen = visible_to(lambda _principal, requests: ctx.may_all(requests), principal, ctx.resource, snapshot)
-    digest = build.compose(snapshot, seen, reader=principal.name or "you")
+    digest = build.compose(snapshot, seen, reader="you")
     content, shown = digest_card(digest)
     numbers = ", ".join(f"#{n}" for n in shown) or "none"
     ctx.note.detail = f"digest preview for {snapshot.local_date.isoformat()}: tasks shown {numbers}"

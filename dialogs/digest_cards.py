@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from core.digest.build import Digest, Tally, assignee_label
@@ -83,8 +84,13 @@ def _tasks(count: int) -> str:
 
 
 def _line(task: Task, digest: Digest, detail: Callable[[Task, Digest], str]) -> str:
-    return card_markdown("- **#{number}** {title}{detail}", number=str(task.number), title=task.title,
-                         detail=detail(task, digest))  # fmt: skip
+    return _escaped_line(task.number, task.title, detail(task, digest))
+
+
+@lru_cache(maxsize=8192)
+def _escaped_line(number: int, title: str, detail: str) -> str:
+    """One task's line (escaping is most of a digest's cost; a room's readers share their lines)."""
+    return card_markdown("- **#{number}** {title}{detail}", number=str(number), title=title, detail=detail)
 
 
 def _who(task: Task) -> str:

@@ -52,9 +52,11 @@ def visible_to(decide_many: DecideMany, principal: Principal, base: Resource, sn
     """The ids of the snapshot's tasks this principal may see, with these room facts."""
     requests = task_requests(base, snapshot.tasks, snapshot.shares, aad_id=principal.aad_id,
                              agency=principal.agency)  # fmt: skip
-    decisions = decide_many(principal, requests)
-    return {task.id for task, decision in zip(snapshot.tasks, decisions, strict=True)
-            if decision.allowed and task.id is not None}  # fmt: skip
+    # The tasks' facts are a few objects shared between them: ask once per distinct one.
+    distinct = {id(facts): (action, facts) for action, facts in requests}
+    answers = dict(zip(distinct, decide_many(principal, list(distinct.values())), strict=True))
+    return {task.id for task, (_, facts) in zip(snapshot.tasks, requests, strict=True)
+            if answers[id(facts)].allowed and task.id is not None}  # fmt: skip
 
 
 def scope_by(decide_many: DecideMany) -> Scope:

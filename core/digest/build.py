@@ -99,6 +99,7 @@ class Digest:
     since: datetime
     head: Checkpoint
     reader: str | None = None
+    """Who it is for, as the card says it ("you"); None for the room's post."""
     overdue: list[Task] = field(default_factory=list)
     due_today: list[Task] = field(default_factory=list)
     done: list[Task] = field(default_factory=list)

@@ -43,10 +43,13 @@ def _table() -> Table:
 
 def claim(
     session: Session, *, room_id: int, local_date: date, audience: str = ROOM, outcome: DigestOutcome,
-    now: datetime, outbox_id: int | None = None,
+    now: datetime, outbox_id: int | None = None, locked: bool = False,
 ) -> int | None:  # fmt: skip
-    """Claim one digest in this transaction: its digest_run id, or None if it was claimed already."""
-    audit.lock_head(session)
+    """Claim one digest in this transaction: its digest_run id, or None if it was claimed already.
+
+    locked: this transaction already holds the audit append lock (an earlier claim took it)."""
+    if not locked:
+        audit.lock_head(session)
     values: dict[str, Any] = {"room_id": room_id, "local_date": local_date.isoformat(), "audience": audience,
                               "outcome": outcome, "at": now, "outbox_id": outbox_id}  # fmt: skip
     table = _table()

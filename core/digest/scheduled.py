@@ -82,22 +82,24 @@ def post(session: Session, due: Due, *, now: datetime, scope: Scope, render: Ren
     head = lock_head(session)  # the claim took the lock: the head as this digest's events will follow it
     snapshot = build.load(session, room, now=now, local_date=due.local_date, head=head)
     scopes = scope(snapshot)
-    digest = build.compose(snapshot, scopes.room, hidden=scopes.some)
-    shown = _enqueue(session, room, digest, render, reference=room.reference, recipient=room.conversation_id,
-                     tenant_id=room.tenant_id, run_id=run_id, now=now)  # fmt: skip
+    posted = render(build.compose(snapshot, scopes.room, hidden=scopes.some))
+    _enqueue(session, room, posted, due, reference=room.reference, recipient=room.conversation_id,
+             tenant_id=room.tenant_id, run_id=run_id, now=now)  # fmt: skip
     recipients, personal = [room.conversation_id], 0
-    wanted = {m.aad_id: m for m in snapshot.members if m.digest_personal and m.aad_id in scopes.people}
-    for aad_id, chat in sorted(chats.of(session=session, aad_ids=list(wanted)).items()):
+    wanted = {m.aad_id for m in snapshot.members if m.digest_personal and m.aad_id in scopes.people}
+    made: dict[frozenset[int], Rendered] = {}  # members who may see the same tasks get the same digest
+    for aad_id, chat in sorted(chats.of(session=session, aad_ids=wanted).items()):
         person_run = claim(session, room_id=due.room_id, local_date=due.local_date, audience=aad_id,
-                           outcome=DigestOutcome.QUEUED, now=now)  # fmt: skip
+                           outcome=DigestOutcome.QUEUED, now=now, locked=True)  # fmt: skip
         if person_run is None:
             continue
-        member = wanted[aad_id]
-        own = build.compose(snapshot, scopes.people[aad_id], reader=member.name or aad_id)
-        _enqueue(session, room, own, render, reference=chat.reference, recipient=aad_id,
+        seen = scopes.people[aad_id]
+        own = made.get(seen) or made.setdefault(seen, render(build.compose(snapshot, seen, reader="you")))
+        _enqueue(session, room, own, due, reference=chat.reference, recipient=aad_id,
                  tenant_id=chat.tenant_id or room.tenant_id, run_id=person_run, now=now)  # fmt: skip
         recipients.append(aad_id)
         personal += 1
+    shown = posted.shown
     record(session, EventDraft(
         action="digest.queued", outcome="ok", actor=SYSTEM, where=_where(room),
         arguments={"local_date": due.local_date.isoformat(), "tasks": shown, "personal": personal},
@@ -122,22 +124,20 @@ def _skip(session: Session, room: Room, due: Due, *, now: datetime) -> Posted | 
 
 
 def _enqueue(
-    session: Session, room: Room, digest: Digest, render: Render, *, reference: str, recipient: str,
+    session: Session, room: Room, rendered: Rendered, due: Due, *, reference: str, recipient: str,
     tenant_id: str, run_id: int, now: datetime,
-) -> list[int]:  # fmt: skip
-    """Write one digest to the outbox with its disclosure; the task numbers it shows."""
-    rendered = render(digest)
+) -> None:  # fmt: skip
+    """Write one digest to the outbox with its disclosure (what it shows: task numbers, not contents)."""
     disclosure = {
         "action": DELIVERED, "room_key": room.key, "recipients": [recipient],
-        "arguments": {"local_date": digest.local_date.isoformat(), "tasks": rendered.shown,
-                      "audience": "room" if digest.reader is None else "person"},
+        "arguments": {"local_date": due.local_date.isoformat(), "tasks": rendered.shown,
+                      "audience": "room" if recipient == room.conversation_id else "person"},
         "justification": _purpose(room),
     }  # fmt: skip
     message = outbox.enqueue(session=session, kind="digest", reference=reference, activity=rendered.activity,
                              now=now, room_id=room.id, tenant_id=tenant_id,
                              disclosure=disclosure)  # fmt: skip
     attach(session, run_id, message.id if message is not None else None)
-    return rendered.shown
 
 
 def _where(room: Room) -> Where:
