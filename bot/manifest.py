@@ -30,6 +30,9 @@ bot out of them (the standard channels are always supported). The field is in th
 ACCENT = (0x1F, 0x3A, 0x5F)  # a dark police blue; the colour icon's background
 # Limits of the v1.17 schema.
 MAX_COMMANDS = 10
+SUGGESTED = ("help", "room open", "room status", "task list", "task add", "task done", "digest now", "invite",
+             "room list", "audit verify")  # fmt: skip
+"""The commands Teams suggests first, in order (it shows at most MAX_COMMANDS)."""
 MAX_TITLE = 32
 MAX_DESCRIPTION = 128
 _HOST = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}$")
@@ -115,8 +118,9 @@ def _command_list(commands: Iterable[Command]) -> list[dict[str, str]]:
         if len(summary) > MAX_DESCRIPTION:
             summary = summary[: MAX_DESCRIPTION - 1].rstrip() + "…"
         listed.append({"title": command.words, "description": summary})
-    # help first: it lists everything, including what Teams has no room to suggest.
-    listed.sort(key=lambda c: c["title"] != "help")
+    # Teams shows ten: the everyday ones first (help first of all: it lists everything), then the rest.
+    rank = {words: n for n, words in enumerate(SUGGESTED)}
+    listed.sort(key=lambda c: rank.get(c["title"], len(rank)))
     return listed[:MAX_COMMANDS]
 
 
