@@ -1,9 +1,10 @@
 """Who may see which of a room's tasks in its digest: the policy asked for each current member.
 
-The digest code never decides: for every member it asks `task.show` of each task (with the facts a
-`/task show` by that member would carry) and `digest.now` (may they have a digest of their own), in
-one decide_many per member. The policy remembers decisions by their facts, so a room of 20 members
-and 50 tasks costs a handful of Cedar evaluations, not a thousand.
+The digest code never decides: for every member it asks `task.show` (with the facts a `/task show`
+by that member would carry) and `digest.now` (may they have a digest of their own). A task's facts
+differ from the room's only in whether it is shared with the reader, so each member costs two
+questions about tasks, and the policy remembers its answers by their facts: a room of 20 members and
+50 tasks is a handful of Cedar evaluations, not a thousand.
 """
 
 from __future__ import annotations
@@ -48,15 +49,24 @@ def task_requests(
             for task in tasks]  # fmt: skip
 
 
-def visible_to(decide_many: DecideMany, principal: Principal, base: Resource, snapshot: Snapshot) -> set[int]:
-    """The ids of the snapshot's tasks this principal may see, with these room facts."""
-    requests = task_requests(base, snapshot.tasks, snapshot.shares, aad_id=principal.aad_id,
-                             agency=principal.agency)  # fmt: skip
-    # The tasks' facts are a few objects shared between them: ask once per distinct one.
-    distinct = {id(facts): (action, facts) for action, facts in requests}
-    answers = dict(zip(distinct, decide_many(principal, list(distinct.values())), strict=True))
-    return {task.id for task, (_, facts) in zip(snapshot.tasks, requests, strict=True)
-            if answers[id(facts)].allowed and task.id is not None}  # fmt: skip
+def visible_to(decide_many: DecideMany, principal: Principal, base: Resource, snapshot: Snapshot,
+               ids: frozenset[int] | None = None) -> set[int]:  # fmt: skip
+    """The ids of the snapshot's tasks this principal may see, with these room facts.
+
+    A task's facts differ from the room's only in whether it is shared with the reader, so the policy
+    is asked about both cases once; only when its answers differ is each task's sharing looked at.
+    """
+    shared, unshared = replace(base, shared_with_caller=True), replace(base, shared_with_caller=False)
+    if_shared, if_not = (d.allowed for d in decide_many(principal, [("task.show", shared),
+                                                                    ("task.show", unshared)]))  # fmt: skip
+    if if_shared == if_not:
+        if ids is None:
+            ids = frozenset(task.id for task in snapshot.tasks if task.id is not None)
+        return set(ids) if if_shared else set()
+    wanted = if_shared  # the tasks whose sharing makes them visible (or, oddly, hides them)
+    return {task.id for task in snapshot.tasks if task.id is not None
+            and shared_with(task, snapshot.shares.get(task.id, frozenset()), aad_id=principal.aad_id,
+                            agency=principal.agency) is wanted}  # fmt: skip
 
 
 def scope_by(decide_many: DecideMany) -> Scope:
@@ -66,10 +76,11 @@ def scope_by(decide_many: DecideMany) -> Scope:
         everyone: set[int] | None = None
         anyone: set[int] = set()
         people: dict[str, frozenset[int]] = {}
+        ids = frozenset(task.id for task in snapshot.tasks if task.id is not None)
         for member in snapshot.members:
             principal = principal_of(member)
             base = member_facts(snapshot.room, member, now=snapshot.now)
-            seen = visible_to(decide_many, principal, base, snapshot)
+            seen = visible_to(decide_many, principal, base, snapshot, ids)
             everyone = seen if everyone is None else everyone & seen
             anyone |= seen
             if decide_many(principal, [("digest.now", base)])[0].allowed:

@@ -1,9 +1,12 @@
 """The daily digest job for one room, done as the system principal in one audited unit of work.
 
-It claims the room's digest for the day (core.digest.claim), and in the same transaction writes the
-room's post and each member's own digest (`/digest me on`) to the outbox and appends the claim's
-audit event. Each outbox row carries a disclosure, appended to the audit trail when Teams takes the
-message (core.outbox.flows.delivered): the room, the recipients, the task numbers, never contents.
+It is done in two parts: `prepare` reads the room and renders its post and each member's own digest
+(`/digest me on`) without writing (the tick runs it beside the group writer, so delivery's commits
+are not held up behind rendering); `commit` claims the room's digest for the day (core.digest.claim)
+and in the same transaction writes the messages to the outbox and appends the claim's audit event.
+The audit head a digest shows is the one read when it was prepared. Each outbox row carries a
+disclosure, appended to the audit trail when Teams takes the message (core.outbox.flows.delivered):
+the room, the recipients, the task numbers, never contents.
 
 Who sees what is the caller's `scope` (the policy's answer); how a digest looks is its `render`
 (dialogs/): this job only fetches, claims, writes and records.
@@ -20,10 +23,10 @@ from sqlmodel import Session
 
 from core.audit.flows import record
 from core.audit.models import Actor, EventDraft, Where
-from core.audit.service import lock_head
+from core.audit.service import head as audit_head
 from core.digest import build
 from core.digest.build import Digest, Snapshot
-from core.digest.claim import Due, attach, claim
+from core.digest.claim import Due, attach, claim, claimed
 from core.digest.models import DigestOutcome
 from core.outbox import chats
 from core.outbox import service as outbox
@@ -67,46 +70,79 @@ class Posted:
     messages: int = 0
 
 
-def post(session: Session, due: Due, *, now: datetime, scope: Scope, render: Render) -> Posted | None:
-    """Claim and write one room's digest for due.local_date (or its skip, when late); None when
-    another process (or an earlier tick) has it, or the room no longer has a digest."""
+@dataclass(frozen=True)
+class Prepared:
+    """One room's digests, built and rendered, waiting to be claimed and written."""
+
+    room: Room
+    due: Due
+    posted: Rendered | None  # None: the digest is late, to be claimed as skipped
+    head_seq: int = 0
+    personal: tuple[tuple[str, str, str | None, Rendered], ...] = ()
+    """Each member's own digest: (Entra object id, their chat's reference, its tenant, the message)."""
+
+
+def prepare(session: Session, due: Due, *, now: datetime, scope: Scope, render: Render) -> Prepared | None:
+    """Read and render one room's digests (no writes: this can run beside the writer, on a read-only
+    session); None when the room has no digest to post or it is claimed already."""
     room = session.get(Room, due.room_id)
     if room is None or room.status != RoomStatus.OPEN or not room.digest_time or room.conversation_id is None:
         return None
     if due.late:
+        return Prepared(room, due, None)
+    if claimed(session, room_id=due.room_id, local_date=due.local_date):
+        return None
+    snapshot = build.load(session, room, now=now, local_date=due.local_date, head=audit_head(session))
+    scopes = scope(snapshot)
+    posted = render(build.compose(snapshot, scopes.room, hidden=scopes.some))
+    wanted = {m.aad_id for m in snapshot.members if m.digest_personal and m.aad_id in scopes.people}
+    made: dict[frozenset[int], Rendered] = {}  # members who may see the same tasks get the same digest
+    personal = []
+    for aad_id, chat in sorted(chats.of(session=session, aad_ids=wanted).items()):
+        seen = scopes.people[aad_id]
+        own = made.get(seen) or made.setdefault(seen, render(build.compose(snapshot, seen, reader="you")))
+        personal.append((aad_id, chat.reference, chat.tenant_id, own))
+    return Prepared(room, due, posted, snapshot.head.seq, tuple(personal))
+
+
+def commit(session: Session, prepared: Prepared, *, now: datetime) -> Posted | None:
+    """Claim a prepared room's digests and write them to the outbox with the claim's audit event, in this
+    transaction; None when another process (or an earlier tick) claimed it first, or the room closed
+    since it was prepared."""
+    due, room = prepared.due, session.get(Room, prepared.due.room_id)
+    if room is None or room.status != RoomStatus.OPEN or room.conversation_id is None:
+        return None
+    if prepared.posted is None:
         return _skip(session, room, due, now=now)
     run_id = claim(session, room_id=due.room_id, local_date=due.local_date, outcome=DigestOutcome.QUEUED,
                    now=now)  # fmt: skip
     if run_id is None:
         return None
-    head = lock_head(session)  # the claim took the lock: the head as this digest's events will follow it
-    snapshot = build.load(session, room, now=now, local_date=due.local_date, head=head)
-    scopes = scope(snapshot)
-    posted = render(build.compose(snapshot, scopes.room, hidden=scopes.some))
-    _enqueue(session, room, posted, due, reference=room.reference, recipient=room.conversation_id,
+    _enqueue(session, room, prepared.posted, due, reference=room.reference, recipient=room.conversation_id,
              tenant_id=room.tenant_id, run_id=run_id, now=now)  # fmt: skip
     recipients, personal = [room.conversation_id], 0
-    wanted = {m.aad_id for m in snapshot.members if m.digest_personal and m.aad_id in scopes.people}
-    made: dict[frozenset[int], Rendered] = {}  # members who may see the same tasks get the same digest
-    for aad_id, chat in sorted(chats.of(session=session, aad_ids=wanted).items()):
+    for aad_id, reference, tenant_id, own in prepared.personal:
         person_run = claim(session, room_id=due.room_id, local_date=due.local_date, audience=aad_id,
                            outcome=DigestOutcome.QUEUED, now=now, locked=True)  # fmt: skip
         if person_run is None:
             continue
-        seen = scopes.people[aad_id]
-        own = made.get(seen) or made.setdefault(seen, render(build.compose(snapshot, seen, reader="you")))
-        _enqueue(session, room, own, due, reference=chat.reference, recipient=aad_id,
-                 tenant_id=chat.tenant_id or room.tenant_id, run_id=person_run, now=now)  # fmt: skip
+        _enqueue(session, room, own, due, reference=reference, recipient=aad_id,
+                 tenant_id=tenant_id or room.tenant_id, run_id=person_run, now=now)  # fmt: skip
         recipients.append(aad_id)
         personal += 1
-    shown = posted.shown
-    record(session, EventDraft(
-        action="digest.queued", outcome="ok", actor=SYSTEM, where=_where(room),
-        arguments={"local_date": due.local_date.isoformat(), "tasks": shown, "personal": personal},
-        recipients=recipients, justification=_purpose(room),
-        detail=f"daily digest at {room.digest_time} ({room.timezone}); audit head #{snapshot.head.seq}",
-    ))  # fmt: skip
+    arguments = {"local_date": due.local_date.isoformat(), "tasks": prepared.posted.shown,
+                 "personal": personal}
+    detail = f"daily digest at {room.digest_time} ({room.timezone}); audit head #{prepared.head_seq}"
+    record(session, EventDraft(action="digest.queued", outcome="ok", actor=SYSTEM, where=_where(room),
+                               arguments=arguments, recipients=recipients, justification=_purpose(room),
+                               detail=detail))  # fmt: skip
     return Posted(room.key, due.local_date.isoformat(), DigestOutcome.QUEUED, 1 + personal)
+
+
+def post(session: Session, due: Due, *, now: datetime, scope: Scope, render: Render) -> Posted | None:
+    """Prepare and commit one room's digest (or its skip, when late) in one transaction."""
+    prepared = prepare(session, due, now=now, scope=scope, render=render)
+    return None if prepared is None else commit(session, prepared, now=now)
 
 
 def _skip(session: Session, room: Room, due: Due, *, now: datetime) -> Posted | None:
