@@ -139,10 +139,11 @@ def opsroom_server(database_url: str, log_dir: Path) -> Server:
 class Connector:
     """A connector subprocess (see bench.servers); ask it how many activities it received."""
 
-    def __init__(self, impl: str) -> None:
+    def __init__(self, impl: str, *, limits: bool = False) -> None:
         self.impl = impl
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "bench.servers", "connector", "--impl", impl], cwd=ROOT,
+            [PYTHON, "-m", "bench.servers", "connector", "--impl", impl, *(["--limits"] if limits else [])],
+            cwd=ROOT,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
         )  # fmt: skip
         assert self.proc.stdout is not None

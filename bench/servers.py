@@ -140,14 +140,18 @@ class FastConnector:
         return self
 
 
-def run_connector(impl: str) -> None:
-    """Start a connector, seed the fixture's people, answer stdin commands until EOF."""
+def run_connector(impl: str, limits: bool = False) -> None:
+    """Start a connector, seed the fixture's people, answer stdin commands until EOF (`throttled`: how many
+    posts the enforced Teams limits answered 429, with --limits on the fake)."""
     count: Callable[[], int]
     total: Callable[[], int]
     if impl == "fake":
         from tests.fakes.connector import FakeConnector
+        from tests.fakes.connector_limits import TEAMS_APP_LIMITS, TEAMS_THREAD_LIMITS
 
         fake = FakeConnector().start_sync()
+        if limits:
+            fake.enforce_rate_limits(TEAMS_THREAD_LIMITS, app_windows=TEAMS_APP_LIMITS)
         fake.set_team(fixtures.TEAM_ID, fixtures.TEAM_NAME, fixtures.TEAM_AAD_GROUP_ID)
         seed_people(fake.add_member)
         port = fake.port
@@ -157,6 +161,9 @@ def run_connector(impl: str) -> None:
 
         def total() -> int:
             return len(fake.requests)
+
+        def throttled() -> int:
+            return len(fake.throttled_requests())
     else:
         fast = FastConnector().start_sync()
         seed_people(fast.add_member)
@@ -168,10 +175,14 @@ def run_connector(impl: str) -> None:
         def total() -> int:
             return fast.requests
 
+        def throttled() -> int:
+            return 0
+
     print(json.dumps({"port": port}), flush=True)
     for line in sys.stdin:
         command = line.strip()
-        answer = count() if command == "count" else total() if command == "requests" else -1
+        answers = {"count": count, "requests": total, "throttled": throttled}
+        answer = answers[command]() if command in answers else -1
         print(answer, flush=True)
 
 
@@ -183,11 +194,12 @@ def main(argv: list[str] | None = None) -> None:
     echo.add_argument("--port", type=int, required=True)
     connector = sub.add_parser("connector")
     connector.add_argument("--impl", choices=("fake", "fast"), default="fast")
+    connector.add_argument("--limits", action="store_true", help="enforce Teams' limits (fake)")
     args = parser.parse_args(argv)
     if args.server == "echo":
         run_echo(args.port)
     else:
-        run_connector(args.impl)
+        run_connector(args.impl, args.limits)
 
 
 if __name__ == "__main__":
