@@ -58,9 +58,9 @@ class Settings:
     templates_dir: str = ""
     dedupe_days: int = 7
     audit_signing_key_file: str = ""
-    guest_max_days: int = 90
     digest_grace_until: str = "12:00"
     """Room time until which a digest missed while the bot was down is still sent on start (else skipped)."""
+    guest_max_days: int = 90
 
     def __repr__(self) -> str:
         shown = []
@@ -182,8 +182,8 @@ def load(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(
         templates_dir=get("OPSROOM_TEMPLATES_DIR"),
         dedupe_days=integer("OPSROOM_DEDUPE_DAYS", 7),
         audit_signing_key_file=get("OPSROOM_AUDIT_SIGNING_KEY_FILE"),
-        guest_max_days=integer("OPSROOM_GUEST_MAX_DAYS", 90),
         digest_grace_until=get("OPSROOM_DIGEST_GRACE_UNTIL", "12:00") or "12:00",
+        guest_max_days=integer("OPSROOM_GUEST_MAX_DAYS", 90),
     )
     settings.check()
     return settings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dialogs import agencies, audit, digest, help, rooms, tasks
+from dialogs import agencies, audit, digest, help, invite, rooms, tasks
 from dialogs.registry import Router
 
 
@@ -11,8 +11,8 @@ def build_router() -> Router:
     root = Router()
     root.include(agencies.router)
     root.include(audit.router)
-    root.include(invite.router)
     root.include(digest.router)
+    root.include(invite.router)
     root.include(rooms.router)
     root.include(tasks.router)
     help.register(root)
