@@ -1,4 +1,6 @@
-"""`python -m bench [--quick] [--only http|audit|verify|startup|policy|odd]`: measure, then write the report.
+"""`python -m bench [--quick] [--only PART]...`: measure, then write the report.
+
+Parts: http, audit, verify, startup, policy, odd, digest (the digest fan-out).
 
 Results are merged into var/bench/results.json (a part run alone keeps the
 others' figures, each with the date it was measured) and rendered to
@@ -24,9 +26,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import audit, load, odd, policy, procs, report
+from bench import audit, digest, load, odd, policy, procs, report
 
-PARTS = ("http", "audit", "verify", "startup", "policy", "odd")
+PARTS = ("http", "audit", "verify", "startup", "policy", "odd", "digest")
 PACKAGES = ("botbuilder-core", "botbuilder-integration-aiohttp", "aiohttp", "SQLAlchemy", "sqlmodel",
             "psycopg", "alembic", "cedarpy")  # fmt: skip
 
@@ -150,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
                  "audit": lambda: audit.run_appends(acfg, work),
                  "verify": lambda: audit.run_verify(acfg),
                  "policy": lambda: policy.run(pcfg),
-                 "odd": lambda: odd.run(work, rounds=2 if args.quick else 5)}  # fmt: skip
-        for part in ("startup", "http", "audit", "verify", "policy", "odd"):
+                 "odd": lambda: odd.run(work, rounds=2 if args.quick else 5),
+                 "digest": lambda: digest.run(work, rooms=100 if args.quick else digest.ROOMS)}  # fmt: skip
+        for part in ("startup", "http", "audit", "verify", "policy", "odd", "digest"):
             if part not in parts:
                 continue
             print(f"== {part}", flush=True)

@@ -89,26 +89,31 @@ async def _appends(api: Callable[[Callable[[Session], Any]], Awaitable[Any]], wr
     return done[0], time.perf_counter() - began
 
 
-def measure_appends(url: str, label: str, cfg: AuditConfig, work: Path) -> list[dict[str, Any]]:
-    """Each append API at each writer count against one migrated database."""
+def measure_appends(url: str, label: str, cfg: AuditConfig, work: Path, *, signed: bool = True,
+                    writers: tuple[int, ...] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Each append API at each writer count against one migrated database; signed: every append signs
+    its head as the running bot's do (unsigned: the same without a key, to show what signing costs)."""
     procs.migrate(url, work / "migrate.log")
     db = Database(url)
-    signer = signing.Signer.generate()
-    signing.attach(db.engine, signer)  # every append signs its head, as the running bot's do
+    signer = signing.Signer.generate() if signed else None
+    signing.attach(db.engine, signer)
     out = []
     try:
         for api_name, api in append_apis(db).items():
-            for writers in cfg.writers:
-                asyncio.run(_appends(api, writers, max(writers, 20), cfg.append_seconds))  # warm-up
-                count, seconds = asyncio.run(_appends(api, writers, cfg.appends, cfg.append_seconds))
-                out.append({"backend": label, "api": api_name, "writers": writers, "events": count,
-                            "seconds": seconds, "per_second": count / seconds})  # fmt: skip
-                print(f"  {label:10} {api_name:26} {writers:3} writers: {count / seconds:8.0f} events/s",
-                      flush=True)  # fmt: skip
-        result = db.transaction(lambda s: service.verify(s, keys=signer.keyring()), readonly=True)
+            if not signed and api_name == "db.run":
+                continue
+            for count in writers or cfg.writers:
+                asyncio.run(_appends(api, count, max(count, 20), cfg.append_seconds))  # warm-up
+                events, seconds = asyncio.run(_appends(api, count, cfg.appends, cfg.append_seconds))
+                out.append({"backend": label, "api": api_name, "writers": count, "events": events,
+                            "seconds": seconds, "per_second": events / seconds,
+                            "signed": signed})  # fmt: skip
+                print(f"  {label:10} {api_name:26} {count:3} writers{'' if signed else ' (unsigned)'}: "
+                      f"{events / seconds:8.0f} events/s", flush=True)  # fmt: skip
+        keys = signer.keyring() if signer is not None else None
+        result = db.transaction(lambda s: service.verify(s, keys=keys), readonly=True)
         for row in out:
             row["chain_ok"] = result.ok
-            row["signed"] = True
     finally:
         db.close()
     return out
@@ -118,6 +123,8 @@ def run_appends(cfg: AuditConfig, work: Path) -> dict[str, Any]:
     """SQLite in the bench's temp dir, then PostgreSQL in a database of our own, dropped after."""
     out: dict[str, Any] = {"runs": [], "skipped": {}}
     out["runs"] += measure_appends(f"sqlite:///{work / 'appends.db'}", "SQLite", cfg, work)
+    bare = f"sqlite:///{work / 'appends-unsigned.db'}"
+    out["runs"] += measure_appends(bare, "SQLite", cfg, work, signed=False, writers=(max(cfg.writers),))
     name = f"opsroom_bench_{os.getpid()}"
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
