@@ -17,6 +17,16 @@ class InvitationStatus(StrEnum):
     REVOKED = "revoked"
 
 
+class Removal(StrEnum):
+    """What is left to do in Teams once an access has ended (invitation.removal)."""
+
+    PENDING = "pending"  # to take them out of the room's private or shared channel (Graph)
+    REMOVED = "removed"  # taken out of the channel
+    ABSENT = "absent"  # they were not in it (or it is gone): nothing to take out
+    NONE = "none"  # a thread room: its space is the team's channel, and the team is left alone
+    MANUAL = "manual"  # Graph is not configured: the lead takes them out by hand (the notice says how)
+
+
 GUEST_ROLES = ("guest_viewer", "guest_contributor")
 
 
@@ -46,3 +56,25 @@ class Invitation(SQLModel, table=True):
     revoked_by: str | None = Field(default=None, sa_column=Column(String(64)))
     graph_user_id: str | None = Field(default=None, sa_column=Column(String(64)))
     """The guest account B2B made or found (Graph configured), before the person ever acts."""
+    ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    """The clean-up job claimed the end of this access (expired or revoked): the lead told, audited."""
+    removal: str | None = Field(default=None, sa_column=Column(String(16)))
+    """Once ended, what is left to do in Teams (Removal)."""
+    removal_tries: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    removal_due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    """The next removal attempt; while one is under way, the end of its lease."""
+    removal_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class AccessReminder(SQLModel, table=True):
+    """The claim on one room's weekly access reminder: (room, ISO week in room time), once."""
+
+    __tablename__ = "access_reminder"
+    __table_args__ = (UniqueConstraint("room_id", "week", name="uq_access_reminder"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    room_id: int = Field(sa_column=Column(Integer, ForeignKey("room.id"), nullable=False))
+    week: str = Field(sa_column=Column(String(8), nullable=False))  # 2027-W13
+    outcome: str = Field(sa_column=Column(String(16), nullable=False))  # queued | nothing
+    at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    outbox_id: int | None = Field(default=None, sa_column=Column(Integer))
