@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections import OrderedDict
@@ -297,6 +298,9 @@ class Pipeline:
             seeing = self.policy.decide(principal, "room.see", facts)
             if seeing.allowed:
                 turn.room, turn.resource, turn.member = room, facts, member
+                if member is not None and member.id is not None and room_service.stale_seen(member, now):
+                    # Last seen, for access review: at most hourly, in this request's own unit of work.
+                    turn.on_commit.append(functools.partial(_seen, member_id=member.id, now=now))
                 if member is not None and member.agency and principal.agency is None:
                     turn.principal = replace(principal, agency=member.agency)
             else:
@@ -424,6 +428,10 @@ class Pipeline:
         task = asyncio.get_running_loop().create_task(write())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _seen(session: Session, *, member_id: int, now: datetime) -> None:
+    room_service.seen(session=session, member_id=member_id, now=now)
 
 
 def turn_of(context: TurnContext) -> Turn:

@@ -85,10 +85,11 @@ class RoomMember(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     no_export: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
     digest_personal: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
+    """They asked for their own digest of this room in their personal chat (`/digest me on`)."""
     isa_ref: str | None = Field(default=None, sa_column=Column(String(64)))
     """A guest's information-sharing agreement: the justification of what they consult."""
     invitation_id: int | None = Field(default=None, sa_column=Column(Integer))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     """Access taken away (`/revoke`); like expiry, it ends access at once."""
     last_seen_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
-    """They asked for their own digest of this room in their personal chat (`/digest me on`)."""
+    """When they last acted in the room (kept to the hour: core.rooms.service.seen), for access review."""

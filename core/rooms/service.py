@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, or_
+from sqlalchemy import case, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -44,6 +44,22 @@ def members(*, session: Session, room_id: int) -> Sequence[RoomMember]:
     """Everyone recorded as in the room."""
     stmt = select(RoomMember).where(col(RoomMember.room_id) == room_id).order_by(col(RoomMember.id))
     return list(session.exec(stmt))
+
+
+SEEN_EVERY = timedelta(hours=1)
+"""How stale a member's last_seen_at may get before a request of theirs writes it again."""
+
+
+def stale_seen(member: RoomMember, now: datetime) -> bool:
+    """Whether a request by this member should record that they were seen (at most hourly)."""
+    return member.id is not None and (member.last_seen_at is None or member.last_seen_at <= now - SEEN_EVERY)
+
+
+def seen(*, session: Session, member_id: int, now: datetime) -> None:
+    """Record that a member acted in their room now; a newer mark (a concurrent request's) is kept."""
+    table = RoomMember.__table__  # type: ignore[attr-defined]
+    fresh = or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < now)
+    session.execute(update(table).where(table.c.id == member_id, fresh).values(last_seen_at=now))
 
 
 def in_space(room: Room, conversation_id: str) -> bool:
