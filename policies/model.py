@@ -51,6 +51,8 @@ class Resource:
         expired: its expiry has passed, by the clock, before any clean-up; revoked: `/revoke`).
     shared_with_caller: the task is shared with the caller's agency or assigned to them.
     has_justification: the request carries a justification (--reason).
+    target_role / same_agency (`member.see`): the room standing of the person a reply would name (None:
+        not in the room), and whether they are the caller or of the caller's own agency.
     """
 
     room_key: str | None = None
@@ -64,6 +66,8 @@ class Resource:
     access_revoked: bool = False
     shared_with_caller: bool = False
     has_justification: bool = False
+    target_role: RoomRole | None = None
+    same_agency: bool = False
 
     def facts(self) -> dict[str, str | bool]:
         """The Cedar context of a decision: every field, "" for none."""
@@ -73,7 +77,8 @@ class Resource:
             "target_kind": str(self.target_kind or ""), "no_export": self.no_export,
             "access_expired": self.access_expired, "access_revoked": self.access_revoked,
             "shared_with_caller": self.shared_with_caller,
-            "has_justification": self.has_justification,
+            "has_justification": self.has_justification, "target_role": str(self.target_role or ""),
+            "same_agency": self.same_agency,
         }  # fmt: skip
 
 

@@ -41,6 +41,11 @@ def naming(r: Resource, kind: str | None) -> Resource:
     return replace(r, target_kind=kind)
 
 
+def about(r: Resource, role: RoomRole | None, *, same_agency: bool = False) -> Resource:
+    """member.see: whether the caller may see the name of someone with this standing in the room."""
+    return replace(r, target_role=role, same_agency=same_agency)
+
+
 JUSTIFIED = Resource(has_justification=True)
 
 # (who, action, facts, allowed, deciding rule)
@@ -149,6 +154,27 @@ TABLE: list[tuple[Principal, str, Resource, bool, str]] = [
     (GUEST, "digest.now", VIEWER_UNSHARED, True, "guest-reads-shared"),
     (OFFICER, "digest.now", NONE, False, "default-deny"),
     (SYSTEM, "digest.now", MEMBER, False, "default-deny"),
+    # digest.personal: one's own digest into a personal chat, never under no-export
+    (OFFICER, "digest.personal", MEMBER, True, "member-digest"),
+    (SUPERVISOR, "digest.personal", NONE, True, "member-digest"),
+    (GUEST, "digest.personal", VIEWER_UNSHARED, True, "guest-reads-shared"),
+    (GUEST, "digest.personal", replace(CONTRIB, no_export=True), False, "no-export-personal"),
+    (GUEST, "digest.personal", NONE, False, "default-deny"),
+    (OFFICER, "digest.personal", NONE, False, "default-deny"),
+    (GUEST, "digest.personal", expired(VIEWER), False, "guest-access-expired"),
+    (GUEST, "digest.now", replace(VIEWER, no_export=True), True, "guest-reads-shared"),
+    # member.see: officers and supervisors see every name; a guest the lead's and their own agency's
+    (OFFICER, "member.see", about(MEMBER, RoomRole.GUEST_VIEWER), True, "officers-see-names"),
+    (SUPERVISOR, "member.see", about(NONE, RoomRole.MEMBER), True, "officers-see-names"),
+    (GUEST, "member.see", about(VIEWER, RoomRole.LEAD), True, "guest-sees-lead-and-own-agency"),
+    (GUEST, "member.see", about(CONTRIB, RoomRole.GUEST_VIEWER, same_agency=True), True,
+     "guest-sees-lead-and-own-agency"),
+    (GUEST, "member.see", about(VIEWER, RoomRole.MEMBER), False, "default-deny"),
+    (GUEST, "member.see", about(VIEWER, RoomRole.GUEST_CONTRIBUTOR), False, "default-deny"),
+    (GUEST, "member.see", about(VIEWER, None), False, "default-deny"),
+    (GUEST, "member.see", about(NONE, RoomRole.LEAD), False, "default-deny"),
+    (GUEST, "member.see", about(revoked(VIEWER), RoomRole.LEAD), False, "guest-access-revoked"),
+    (ANONYMOUS, "member.see", about(MEMBER, RoomRole.LEAD), False, "anonymous-nothing"),
     # audit, audit verify: a lead in their room, supervisors
     (OFFICER, "audit.query", LEAD, True, "lead-audits-own-room"),
     (OFFICER, "audit.query", MEMBER, False, "default-deny"),

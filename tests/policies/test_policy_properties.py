@@ -18,7 +18,7 @@ EVENTS = {"event.installed", "event.uninstalled", "event.members_changed",
 ACTIONS = sorted(CHANGES_ROOM | EVENTS | {
     "help", "room.open", "room.list", "room.list_all", "room.status", "room.reopen", "room.see",
     "room.join", "agency.add", "agency.list", "access", "task.list", "task.show", "digest.now",
-    "audit.query", "audit.verify", "audit.export", "no.such.action", "event",
+    "audit.query", "audit.verify", "audit.export", "no.such.action", "event", "member.see", "digest.personal",
 })  # fmt: skip
 
 
@@ -34,6 +34,8 @@ def oracle(kind: PrincipalKind, action: str, r: Resource) -> bool:
         return False
     if action == "audit.export" and (r.no_export or not r.has_justification):
         return False
+    if action == "digest.personal" and r.no_export:
+        return False  # a full-detail card into a personal chat is an export
     if action == "room.lead" and r.target_kind not in ("officer", "supervisor"):
         return False
     officer, guest = kind is PrincipalKind.OFFICER, kind is PrincipalKind.GUEST
@@ -60,6 +62,8 @@ def oracle(kind: PrincipalKind, action: str, r: Resource) -> bool:
         "task.done": member or (contributor and r.shared_with_caller),
         "task.note": member or (contributor and r.shared_with_caller),
         "digest.now": member or supervisor or invited,
+        "digest.personal": member or supervisor or invited,
+        "member.see": officer or supervisor or (invited and (r.target_role is RoomRole.LEAD or r.same_agency)),
         "audit.query": lead or supervisor, "audit.verify": lead or supervisor,
         "audit.export": supervisor,
     }  # fmt: skip
@@ -77,13 +81,14 @@ principals = st.builds(lambda kind, agency: Principal("aad", "tenant", kind, age
 
 @st.composite
 def facts(draw: st.DrawFn) -> Resource:
-    """Every fact at random; the eight flags come from one number, which keeps examples cheap to make."""
-    bits = draw(st.integers(0, 255))
-    on = [bool(bits >> i & 1) for i in range(8)]
+    """Every fact at random; the nine flags come from one number, which keeps examples cheap to make."""
+    bits = draw(st.integers(0, 511))
+    on = [bool(bits >> i & 1) for i in range(9)]
     return Resource(room_key=draw(st.sampled_from([None, "OP-X"])), role=draw(st.sampled_from([None, *RoomRole])),
                     target_kind=draw(st.sampled_from(TARGETS)), room_closed=on[0], in_room_space=on[1],
                     room_in_team=on[2], no_export=on[3], access_expired=on[4], shared_with_caller=on[5],
-                    has_justification=on[6], access_revoked=on[7])  # fmt: skip
+                    has_justification=on[6], access_revoked=on[7], same_agency=on[8],
+                    target_role=draw(st.sampled_from([None, *RoomRole])))  # fmt: skip
 
 
 @pytest.mark.parametrize("action", ACTIONS)
