@@ -78,7 +78,7 @@ def target_of(reference: str) -> tuple[str, str, str | None]:
     if not isinstance(service_url, str) or not service_url:
         raise ValueError("the conversation reference has no serviceUrl")
     assert isinstance(conversation, dict)
-    tenant = conversation.get("tenantId")
+    tenant = conversation.get("tenantId") or conversation.get("tenantID")  # the SDK serialises `tenantID`
     return conversation_id, service_url, tenant if isinstance(tenant, str) and tenant else None
 
 

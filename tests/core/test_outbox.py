@@ -80,6 +80,18 @@ def test_enqueue_takes_the_target_from_the_reference(db: Database) -> None:
     assert (stored.status, stored.attempts, stored.not_before, stored.created_at) == ("pending", 0, T0, T0)
 
 
+def test_the_tenant_is_read_as_the_sdk_writes_it(db: Database) -> None:
+    """ConversationReference.serialize() writes the conversation's tenant as `tenantID`."""
+    written = json.loads(reference())
+    written["conversation"]["tenantID"] = written["conversation"].pop("tenantId")
+    with_sdk_key = json.dumps(written)
+
+    message = db.transaction(lambda s: outbox.enqueue(session=s, kind="notice", reference=with_sdk_key,
+                                                      activity=notice("hi"), now=T0))  # fmt: skip
+
+    assert message is not None and row(db, message.id).tenant_id == "tenant-1"
+
+
 def test_an_explicit_tenant_wins_over_the_reference(db: Database) -> None:
     message = enqueue(db, tenant_id="tenant-2")
     assert message is not None and row(db, message.id).tenant_id == "tenant-2"
