@@ -135,6 +135,7 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
             timezone=self.timezone,
             guest_max_days=self.guest_max_days,
             note=turn.note,
+            decide_many=pipeline.policy.decide_many,
         )
 
     async def _run_command(self, turn: Turn) -> None:

@@ -13,7 +13,8 @@ from core.agencies import service
 from core.rooms import service as rooms
 from core.rooms.models import Room, RoomMember
 from dialogs.context import CommandContext, Later, Reply
-from dialogs.facts import visible
+from dialogs.facts import room_facts, visible
+from dialogs.names import Who, nameable
 from dialogs.parsing import Args, NoArgs
 from dialogs.registry import Router
 from dialogs.text import message_markdown
@@ -111,7 +112,10 @@ async def agency_list(ctx: CommandContext, args: NoArgs) -> Reply:
 
 @router.command("agency show", action="agency.list", args=ShowArgs)
 async def agency_show(ctx: CommandContext, args: ShowArgs) -> Reply:
-    """Show an agency: its domains and tenants, and who from it is in which of the rooms you can see."""
+    """Show an agency: its domains and tenants, and who from it is in which of the rooms you can see.
+
+    People are named as the policy lets you see them in each room; the rest are counted.
+    """
     key, aad_id, team, now = args.key.strip().lower(), ctx.principal.aad_id or "", ctx.conversation.team_id, \
         ctx.now()  # fmt: skip
 
@@ -127,10 +131,21 @@ async def agency_show(ctx: CommandContext, args: ShowArgs) -> Reply:
     entry = found[0]
     seen = {room.id for room in visible(lambda _p, requests: ctx.may_all(requests), ctx.principal, candidates,
                                         team_id=team, now=now)}  # fmt: skip
+    mine = {room.id: room_facts(room, member, team_id=team, inside=False, now=now)
+            for room, member in candidates if room.id in seen}  # fmt: skip
     by_room: dict[str, list[str]] = defaultdict(list)
+    unnamed: dict[str, int] = defaultdict(int)
     for room, member in members:
-        if room.id in seen:
+        if room.id not in mine:
+            continue
+        who = {member.aad_id: Who(member.role, member.agency, member.name)}
+        if nameable(ctx.decide_many, ctx.principal, mine[room.id], who).shows(member.aad_id):
             by_room[room.key].append(f"{member.name or member.aad_id} ({member.role.replace('_', ' ')})")
+        else:
+            unnamed[room.key] += 1
+    for room_key, count in unnamed.items():
+        by_room[room_key].append("1 person not named here" if count == 1 else
+                                 f"{count} people not named here")  # fmt: skip
     lines: list[str] = [message_markdown("**{key}** {name}", key=entry.agency.key, name=entry.agency.name),
              message_markdown("Domains: {d}. Tenants: {t}.", d=", ".join(entry.domains) or "none",
                               t=", ".join(entry.tenants) or "none")]  # fmt: skip

@@ -104,6 +104,10 @@ class May(Protocol):
     def __call__(self, action: str, resource: Resource | None = None) -> Decision: ...
 
 
+def _deny_all(principal: Principal, requests: Sequence[tuple[str, Resource]]) -> list[Decision]:
+    return [Decision(False, "default-deny", "no rule allows this") for _ in requests]
+
+
 class Step(Protocol):
     """Commits fn now with an audit event of its own (outcome as given): a step of a request that
     must wait for Teams in the middle. The request's own event still commits at its end."""
@@ -236,3 +240,6 @@ class CommandContext:
     guest_max_days: int = 90
     """The longest a guest's access may last (OPSROOM_GUEST_MAX_DAYS)."""
     note: AuditNote = field(default_factory=AuditNote)
+    decide_many: Callable[[Principal, Sequence[tuple[str, Resource]]], list[Decision]] = _deny_all
+    """The policy for anyone, not only the caller: what the other readers of a reply in the room's own
+    space may see (dialogs/audience.py). Never for deciding what the caller may do."""

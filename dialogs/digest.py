@@ -17,9 +17,9 @@ from core.outbox import chats
 from core.rooms import service as rooms
 from core.rooms.models import Room
 from core.tasks.when import local_today
+from dialogs.audience import view
 from dialogs.context import CommandContext, Later, Reply
 from dialogs.digest_cards import digest_card
-from dialogs.digest_scope import visible_to
 from dialogs.parsing import Args
 from dialogs.registry import Router
 from dialogs.text import Markdown, code, for_message, message_markdown
@@ -76,7 +76,10 @@ def _when(moment: datetime | None, room: Room) -> str:
 
 @router.command("digest now", action="digest.now", args=RoomArgs, needs_room=True)
 async def digest_now(ctx: CommandContext, args: RoomArgs) -> Reply:
-    """Show the room's digest here now, cut to what you may see (a preview: nothing is posted)."""
+    """Show the room's digest here now, cut to what you may see (a preview: nothing is posted).
+
+    In the room's own thread or channel it shows what every member may see, as the daily post does.
+    """
     room_id, now = _room(ctx).id, ctx.now()
     assert room_id is not None
 
@@ -90,9 +93,11 @@ async def digest_now(ctx: CommandContext, args: RoomArgs) -> Reply:
     snapshot = await ctx.db.run(read, readonly=True)
     if snapshot is None:
         return _refuse(ctx, "That room no longer exists.")
-    principal = ctx.principal
-    seen = visible_to(lambda _principal, requests: ctx.may_all(requests), principal, ctx.resource, snapshot)
-    digest = build.compose(snapshot, seen, reader="you")
+    seen = view(ctx, snapshot.members, snapshot.tasks, snapshot.shares)
+    if seen.room_space:  # read by the whole room: as its daily post, the rest counted
+        digest = build.compose(snapshot, seen.shown.tasks, hidden=seen.held, named=seen.names.allowed)
+    else:
+        digest = build.compose(snapshot, seen.own.tasks, reader="you", named=seen.names.allowed)
     content, shown = digest_card(digest)
     numbers = ", ".join(f"#{n}" for n in shown) or "none"
     ctx.note.detail = f"digest preview for {snapshot.local_date.isoformat()}: tasks shown {numbers}"
@@ -149,9 +154,14 @@ async def digest_off(ctx: CommandContext, args: RoomArgs) -> Later:
     return ctx.work.reply_from(change)
 
 
-@router.command("digest me", action="digest.now", args=MeArgs, needs_room=True)
+@router.command("digest me", action="digest.now", args=MeArgs, needs_room=True,
+                action_for=lambda a: "digest.personal" if a.state == "on" else "digest.now")  # fmt: skip
 async def digest_me(ctx: CommandContext, args: MeArgs) -> Later:
-    """Get your own daily digest of the room in your chat with Opsroom, with what you may see: on or off."""
+    """Get your own daily digest of the room in your chat with Opsroom, with what you may see: on or off.
+
+    Turning it on is a full-detail card out of the room's space each day: a sharing agreement that
+    forbids exports forbids it.
+    """
     room_id, aad_id, on = _room(ctx).id, ctx.principal.aad_id, args.state == "on"
     assert room_id is not None and aad_id is not None
 

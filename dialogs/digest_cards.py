@@ -13,14 +13,14 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from core.digest.build import Digest, Tally, assignee_label
+from core.digest.build import UNNAMED, Digest, Tally, assignee_label
 from core.digest.scheduled import Rendered
 from core.tasks.models import Task
 from core.tasks.when import describe_due
 from dialogs.cards import card, command_button, facts, text_block
 from dialogs.context import ADAPTIVE_CARD
 from dialogs.room_cards import banner
-from dialogs.text import Markdown, card_markdown
+from dialogs.text import Markdown, card_markdown, code
 
 CARD_LIMIT = 40_000
 """Bytes of a digest card's JSON: Teams takes about 100 KB a message; Opsroom designs for 40 KB."""
@@ -28,6 +28,8 @@ LINES = (10, 5, 3, 1, 0)
 """Tasks shown per part, tried in turn until the card fits."""
 ASSIGNEES = 10
 MORE = Markdown("`/task list`")
+UNNAMED_ROW = "people not named here"
+"""The by-assignee row of the tasks whose assignee the reader may not see named."""
 
 
 def render(digest: Digest) -> Rendered:
@@ -93,14 +95,14 @@ def _escaped_line(number: int, title: str, detail: str) -> str:
     return card_markdown("- **#{number}** {title}{detail}", number=str(number), title=title, detail=detail)
 
 
-def _who(task: Task) -> str:
-    label = assignee_label(task)
+def _who(task: Task, digest: Digest) -> str:
+    label = assignee_label(task, digest.named)
     return f" · {label}" if label else ""
 
 
 def _due(task: Task, digest: Digest) -> str:
     when = describe_due(task.due_at, now=digest.now, tz=digest.zone) if task.due_at else "no due date"
-    return f" · due {when}{_who(task)}"
+    return f" · due {when}{_who(task, digest)}"
 
 
 def _done(task: Task, digest: Digest) -> str:
@@ -145,12 +147,13 @@ def _full_card(digest: Digest, limit: int) -> tuple[dict[str, Any], list[int]]:
     if digest.assignees:
         top = digest.assignees[:ASSIGNEES]
         rest = sum(count for _, count in digest.assignees[ASSIGNEES:])
-        pairs = [(label, str(count)) for label, count in top] + ([("Others", str(rest))] if rest else [])
+        pairs = [(UNNAMED_ROW if label == UNNAMED else label, str(count)) for label, count in top]
+        pairs += [("Others", str(rest))] if rest else []
         body += [text_block("Open tasks by assignee", weight="Bolder"), facts(pairs)]
         counted = (card_markdown("{label} {count}", label=label, count=count) for label, count in pairs)
         plain += ["Open tasks by assignee: " + ", ".join(counted)]
     if digest.hidden.total:
-        held = hidden_line(digest.hidden)
+        held = hidden_line(digest.hidden, room.key)
         body.append(text_block(held))
         plain.append(held)
     body.append(text_block(witness(digest), isSubtle=True, size="Small"))
@@ -160,15 +163,16 @@ def _full_card(digest: Digest, limit: int) -> tuple[dict[str, Any], list[int]]:
     return content, list(shown)
 
 
-def hidden_line(hidden: Tally) -> Markdown:
-    """The room post's count of what only some members may see."""
+def hidden_line(hidden: Tally, room_key: str) -> Markdown:
+    """The room post's count of what only some members may see, and where each sees them."""
     kinds = [f"{n} {name}" for n, name in ((hidden.overdue, "overdue"), (hidden.due_today, "due today"),
                                            (hidden.unassigned, "unassigned"), (hidden.done, "done"),
                                            (hidden.new, "new")) if n]  # fmt: skip
     some = f" ({', '.join(kinds)})" if kinds else ""
     verb = "is" if hidden.total == 1 else "are"
+    where = code(f"/task list --room {room_key}")
     return Markdown(f"{hidden.total} more {_tasks(hidden.total)}{some} {verb} shared with only some members: "
-                    f"each sees them in {MORE} or their own digest.")  # fmt: skip
+                    f"each sees them in their chat with Opsroom ({where}) or their own digest.")  # fmt: skip
 
 
 def summary(digest: Digest) -> str:

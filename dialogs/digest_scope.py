@@ -1,16 +1,19 @@
-"""Who may see which of a room's tasks in its digest: the policy asked for each current member.
+"""Who may see which of a room's tasks and people: the policy asked for each current member.
 
-The digest code never decides: for every member it asks `task.show` (with the facts a `/task show`
-by that member would carry) and `digest.now` (may they have a digest of their own). A task's facts
-differ from the room's only in whether it is shared with the reader, so each member costs two
-questions about tasks, and the policy remembers its answers by their facts: a room of 20 members and
-50 tasks is a handful of Cedar evaluations, not a thousand.
+The room's digest post, and every reply given in the room's own thread or channel, is read by
+everyone in the room, so it shows what every current member may see (`everyone`); each person's own
+digest shows what they may see. Nothing here decides: for every member it asks `task.show` (with
+the facts a `/task show` by that member would carry), `member.see` (dialogs/names.py) and
+`digest.personal` (may their own digest go to their personal chat). A task's facts differ from the
+room's only in whether it is shared with the reader, so each member costs two questions about tasks,
+and the policy remembers its answers by their facts: a room of 20 members and 50 tasks is a handful
+of Cedar evaluations, not a thousand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from core.digest.build import Snapshot
@@ -19,10 +22,23 @@ from core.rooms.models import Room, RoomMember
 from core.tasks.models import Task
 from core.tasks.service import shared_with
 from dialogs.facts import DecideMany, room_facts
+from dialogs.names import Names, Who, nameable, people
 from policies import Principal, PrincipalKind, Resource
 from policies.model import RoomRole
 
 OFFICER_ROLES = frozenset({RoomRole.LEAD.value, RoomRole.MEMBER.value})
+PERSONAL = "digest.personal"
+
+
+@dataclass(frozen=True)
+class Sight:
+    """What a reader (or every reader of one reply) may see of a room: task ids, and whom to name."""
+
+    tasks: frozenset[int]
+    names: Names
+
+    def __and__(self, other: Sight) -> Sight:
+        return Sight(self.tasks & other.tasks, self.names & other.names)
 
 
 def principal_of(member: RoomMember) -> Principal:
@@ -38,20 +54,10 @@ def member_facts(room: Room, member: RoomMember, *, now: datetime) -> Resource:
     return room_facts(room, member, team_id=room.team_id, inside=True, now=now)
 
 
-def task_requests(
-    base: Resource, tasks: Sequence[Task], shares: dict[int, frozenset[str]], *, aad_id: str | None,
-    agency: str | None,
-) -> list[tuple[str, Resource]]:  # fmt: skip
-    """`task.show` of each task, with whether it is shared with this reader."""
-    shared, unshared = replace(base, shared_with_caller=True), replace(base, shared_with_caller=False)
-    return [("task.show", shared if shared_with(task, shares.get(task.id or 0, frozenset()), aad_id=aad_id,
-                                                agency=agency) else unshared)
-            for task in tasks]  # fmt: skip
-
-
-def visible_to(decide_many: DecideMany, principal: Principal, base: Resource, snapshot: Snapshot,
-               ids: frozenset[int] | None = None) -> set[int]:  # fmt: skip
-    """The ids of the snapshot's tasks this principal may see, with these room facts.
+def visible_to(decide_many: DecideMany, principal: Principal, base: Resource, tasks: Sequence[Task],
+               shares: Mapping[int, frozenset[str]], ids: frozenset[int] | None = None,
+               ) -> set[int]:  # fmt: skip
+    """The ids of these tasks this principal may see, with these room facts.
 
     A task's facts differ from the room's only in whether it is shared with the reader, so the policy
     is asked about both cases once; only when its answers differ is each task's sharing looked at.
@@ -61,31 +67,68 @@ def visible_to(decide_many: DecideMany, principal: Principal, base: Resource, sn
                                                                     ("task.show", unshared)]))  # fmt: skip
     if if_shared == if_not:
         if ids is None:
-            ids = frozenset(task.id for task in snapshot.tasks if task.id is not None)
+            ids = frozenset(task.id for task in tasks if task.id is not None)
         return set(ids) if if_shared else set()
     wanted = if_shared  # the tasks whose sharing makes them visible (or, oddly, hides them)
-    return {task.id for task in snapshot.tasks if task.id is not None
-            and shared_with(task, snapshot.shares.get(task.id, frozenset()), aad_id=principal.aad_id,
+    return {task.id for task in tasks if task.id is not None
+            and shared_with(task, shares.get(task.id, frozenset()), aad_id=principal.aad_id,
                             agency=principal.agency) is wanted}  # fmt: skip
+
+
+def sight_of(decide_many: DecideMany, principal: Principal, base: Resource, tasks: Sequence[Task],
+             shares: Mapping[int, frozenset[str]], who: Mapping[str, Who],
+             ids: frozenset[int] | None = None) -> Sight:  # fmt: skip
+    """What this principal may see, with these room facts: which tasks, and whom they may name."""
+    seen = visible_to(decide_many, principal, base, tasks, shares, ids)
+    return Sight(frozenset(seen), nameable(decide_many, principal, base, who))
+
+
+def mentioned(tasks: Iterable[Task]) -> list[tuple[str | None, str | None]]:
+    """The people tasks name (their assignees), as (object id, name)."""
+    return [(task.assignee_aad_id, task.assignee_name) for task in tasks]
+
+
+def members_sights(decide_many: DecideMany, room: Room, members: Sequence[RoomMember], tasks: Sequence[Task],
+                   shares: Mapping[int, frozenset[str]], who: Mapping[str, Who], *,
+                   now: datetime) -> list[tuple[RoomMember, Resource, Sight]]:  # fmt: skip
+    """Each current member's sight of the room (members: those whose access has not ended)."""
+    ids = frozenset(task.id for task in tasks if task.id is not None)
+    out = []
+    for member in members:
+        base = member_facts(room, member, now=now)
+        out.append((member, base, sight_of(decide_many, principal_of(member), base, tasks, shares, who, ids)))
+    return out
+
+
+def everyone(decide_many: DecideMany, room: Room, members: Sequence[RoomMember], tasks: Sequence[Task],
+             shares: Mapping[int, frozenset[str]], who: Mapping[str, Who], *,
+             now: datetime) -> Sight | None:  # fmt: skip
+    """What every one of these members may see (None: there are none): what a reply read by the whole
+    room may show."""
+    common: Sight | None = None
+    for _, _, seen in members_sights(decide_many, room, members, tasks, shares, who, now=now):
+        common = seen if common is None else common & seen
+    return common
 
 
 def scope_by(decide_many: DecideMany) -> Scope:
     """The digest scope under a policy: what the room post shows in full, counts, and each member's own."""
 
     def scope(snapshot: Snapshot) -> Scopes:
-        everyone: set[int] | None = None
+        common: Sight | None = None
         anyone: set[int] = set()
-        people: dict[str, frozenset[int]] = {}
-        ids = frozenset(task.id for task in snapshot.tasks if task.id is not None)
-        for member in snapshot.members:
-            principal = principal_of(member)
-            base = member_facts(snapshot.room, member, now=snapshot.now)
-            seen = visible_to(decide_many, principal, base, snapshot, ids)
-            everyone = seen if everyone is None else everyone & seen
-            anyone |= seen
-            if decide_many(principal, [("digest.now", base)])[0].allowed:
-                people[member.aad_id] = frozenset(seen)
-        shown = frozenset(everyone or ())
-        return Scopes(room=shown, some=frozenset(anyone - shown), people=people)
+        own: dict[str, frozenset[int]] = {}
+        named: dict[str, frozenset[str]] = {}
+        who = people(snapshot.members, mentioned(snapshot.tasks))
+        for member, base, seen in members_sights(decide_many, snapshot.room, snapshot.members, snapshot.tasks,
+                                                 snapshot.shares, who, now=snapshot.now):  # fmt: skip
+            common = seen if common is None else common & seen
+            anyone |= seen.tasks
+            if decide_many(principal_of(member), [(PERSONAL, base)])[0].allowed:
+                own[member.aad_id], named[member.aad_id] = seen.tasks, seen.names.allowed
+        shown = common.tasks if common is not None else frozenset()
+        return Scopes(room=shown, some=frozenset(anyone - shown), people=own,
+                      room_named=common.names.allowed if common is not None else frozenset(),
+                      named=named)  # fmt: skip
 
     return scope

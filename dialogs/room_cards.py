@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from core.rooms.flows import Status
 from core.rooms.models import Room
 from dialogs.cards import card, command_button, facts, text_block
+from dialogs.names import Names
 from dialogs.text import Markdown, card_markdown, code
 
 _BANNER_STYLE = {"OFFICIAL": "accent", "OFFICIAL-SENSITIVE": "attention"}
@@ -43,11 +44,11 @@ def local(moment: datetime | None, zone: str) -> str:
     return moment.astimezone(ZoneInfo(zone)).strftime("%a %d %b %Y %H:%M")
 
 
-def room_card(room: Room, *, commands: Collection[str], tasks: int = 0,
+def room_card(room: Room, *, commands: Collection[str], names: Names, tasks: int = 0,
               template_name: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Posted when the room opens: what it is, who leads, the commands that matter (of `commands`, the
-    words of those the bot has: see `registered`)."""
-    pairs = [("Key", room.key), ("Lead", room.lead_name or room.lead_aad_id),
+    words of those the bot has: see `registered`); names: whom it may name."""
+    pairs = [("Key", room.key), ("Lead", lead(room, names)),
              ("Classification", room.classification), ("Daily digest", f"{room.digest_time or 'off'} "
              f"({room.timezone})")]  # fmt: skip
     if template_name:
@@ -64,22 +65,40 @@ def room_card(room: Room, *, commands: Collection[str], tasks: int = 0,
     return card(body, buttons)
 
 
-def status_card(status: Status, *, now: datetime) -> dict[str, Any]:
-    """/room status: members by agency and role, task counts, next digest, state."""
+def lead(room: Room, names: Names) -> str:
+    """The room's lead, as a card may show them."""
+    return names.person(room.lead_aad_id, room.lead_name, hidden="not shown")
+
+
+def _people(count: int, more: str = "") -> str:
+    return f"1 {more}person" if count == 1 else f"{count} {more}people"
+
+
+def status_card(status: Status, *, now: datetime, names: Names) -> dict[str, Any]:
+    """/room status: members by agency and role (named only where `names` allows, the rest counted), task
+    counts, next digest, state."""
     room = status.room
     state = "closed (read-only)" if room.closed else "open"
     if room.orphaned:
         state += f"; orphaned: {room.orphaned_reason or 'its Teams space is gone'}"
-    pairs = [("Key", room.key), ("State", state), ("Lead", room.lead_name or room.lead_aad_id),
+    pairs = [("Key", room.key), ("State", state), ("Lead", lead(room, names)),
              ("Classification", room.classification),
              ("Tasks", f"{status.open_tasks} open, {status.overdue_tasks} overdue"),
              ("Next digest", next_digest(room, now=now))]  # fmt: skip
     groups: dict[str, list[str]] = defaultdict(list)
+    counted: dict[str, int] = defaultdict(int)
     for member in status.members:
         agency = member.agency or "Police"
-        groups[agency].append(f"{member.name or member.aad_id} ({member.role.replace('_', ' ')})")
-    members = [text_block(card_markdown("**{agency}**: {names}", agency=agency, names=", ".join(names)))
-               for agency, names in sorted(groups.items())]  # fmt: skip
+        if names.shows(member.aad_id):
+            groups[agency].append(f"{member.name or member.aad_id} ({member.role.replace('_', ' ')})")
+        else:
+            counted[agency] += 1
+    members = []
+    for agency in sorted(groups.keys() | counted.keys()):
+        shown, more = groups.get(agency, []), counted.get(agency, 0)
+        rest = (f"and {_people(more, 'more ')}" if shown else _people(more)) if more else ""
+        listed = ", ".join([*shown, rest] if rest else shown)
+        members.append(text_block(card_markdown("**{agency}**: {names}", agency=agency, names=listed)))
     body = [banner(room.classification), text_block(f"{room.name}: status", weight="Bolder", size="Medium"),
             facts(pairs), text_block("Members", weight="Bolder"), *members]  # fmt: skip
     return card(body)

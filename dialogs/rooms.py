@@ -15,12 +15,16 @@ from core.errors import Refused
 from core.rooms import flows, opening, service
 from core.rooms.flows import RoomError, Status
 from core.rooms.models import CLASSIFICATIONS, Room, RoomMember
+from dialogs.audience import view
 from dialogs.context import CommandContext, Later, Reply
-from dialogs.facts import visible
+from dialogs.facts import room_facts, visible
+from dialogs.names import of_lead
 from dialogs.parsing import Args
 from dialogs.registry import Router
 from dialogs.room_cards import close_card, registered, room_card, status_card
 from dialogs.text import Markdown, code, for_message, message_markdown
+from policies import Resource
+from policies.model import RoomRole
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -162,7 +166,10 @@ async def room_open(ctx: CommandContext, args: OpenArgs) -> Reply | Later:
     assert room.id is not None
     room_id, key = room.id, room.key
     ctx.note.room_key = key
-    card = room_card(room, commands=registered(), tasks=len(template.tasks) if template else 0,
+    # Read in the room's new space by the lead alone, for now: whom they may name is whom it names.
+    leading = Resource(room_key=key, role=RoomRole.LEAD, in_room_space=True)
+    names = of_lead(ctx.decide_many, principal, leading, room.lead_aad_id, room.lead_name)
+    card = room_card(room, commands=registered(), names=names, tasks=len(template.tasks) if template else 0,
                      template_name=template.name if template else None)  # fmt: skip
     # Step 2: Teams makes the room's space and shows its card.
     try:
@@ -235,8 +242,10 @@ async def room_list(ctx: CommandContext, args: ListArgs) -> Reply:
     def rooms(session: Session) -> list[tuple[Room, RoomMember | None]]:
         return service.candidates(session=session, aad_id=aad_id, team_id=team, everything=args.all)
 
-    found = visible(lambda _p, requests: ctx.may_all(requests), ctx.principal,
-                    await ctx.db.run(rooms, readonly=True), team_id=team, now=now)  # fmt: skip
+    candidates = await ctx.db.run(rooms, readonly=True)
+    found = visible(lambda _p, requests: ctx.may_all(requests), ctx.principal, candidates, team_id=team,
+                    now=now)  # fmt: skip
+    membership = {room.id: member for room, member in candidates}
     if not found:
         return Reply(text="No rooms yet. Open one from a team channel: `/room open Operation Lantern`.")
     lines = ["All rooms:" if args.all else "Your rooms:", ""]
@@ -245,8 +254,11 @@ async def room_list(ctx: CommandContext, args: ListArgs) -> Reply:
         if room.orphaned:
             state += ", orphaned"
         name = safe.clean(room.name, 80) or ""
+        facts = room_facts(room, membership.get(room.id), team_id=team, inside=False, now=now)
+        names = of_lead(ctx.decide_many, ctx.principal, facts, room.lead_aad_id, room.lead_name)
+        lead = names.person(room.lead_aad_id, room.lead_name or "-", hidden="not shown")
         lines.append(message_markdown("- **{key}** {name} ({state}; lead {lead})", key=room.key, name=name,
-                                      state=state, lead=room.lead_name or "-"))  # fmt: skip
+                                      state=state, lead=lead))  # fmt: skip
     return Reply(text="\n".join(lines))
 
 
@@ -255,7 +267,8 @@ async def room_status(ctx: CommandContext, args: RoomArgs) -> Reply:
     """Show the room: members by agency and role, open and overdue tasks, next digest."""
     room_id, now = _room_id(ctx), ctx.now()
     status: Status = await ctx.db.run(lambda s: flows.status(s, room_id, now=now), readonly=True)
-    return Reply(card=status_card(status, now=now))
+    seen = view(ctx, status.members)  # in the room's space, named only as every member may see them
+    return Reply(card=status_card(status, now=now, names=seen.names))
 
 
 @router.command("room close", action="room.close", args=CloseArgs, needs_room=True,

@@ -19,6 +19,7 @@ from core.tasks.models import SHARE_ALL, Task, TaskEvent
 from core.tasks.service import NOTE_MAX, is_overdue
 from core.tasks.when import describe_due
 from dialogs.cards import card, command_button, facts, text_block
+from dialogs.names import UNNAMED, Names
 from dialogs.room_cards import banner, local
 from dialogs.text import Markdown, card_markdown
 
@@ -53,10 +54,10 @@ def size(value: Any) -> int:
     return len(json.dumps(value).encode())
 
 
-def assignee(task: Task) -> str:
-    """Whom a task is for, as people read it."""
+def assignee(task: Task, names: Names) -> str:
+    """Whom a task is for, as the reader may see it: a person they may not name is only "assigned"."""
     if task.assignee_aad_id:
-        return task.assignee_name or task.assignee_aad_id
+        return names.person(task.assignee_aad_id, task.assignee_name, hidden=UNNAMED)
     if task.assignee_agency:
         return f"agency {task.assignee_agency}"
     return "nobody"
@@ -105,8 +106,10 @@ def _heading(task: Task) -> Markdown:
     return card_markdown("**#{number}** {title}{done}", number=str(task.number), title=title, done=done)
 
 
-def _row(task: Task, allowed: Buttons, *, now: datetime, zone: ZoneInfo, room_flag: str) -> dict[str, Any]:
-    parts = [f"due {due(task, now=now, zone=zone)}", f"for {assignee(task)}"]
+def _row(task: Task, allowed: Buttons, *, now: datetime, zone: ZoneInfo, room_flag: str,
+         names: Names) -> dict[str, Any]:  # fmt: skip
+    who = assignee(task, names)
+    parts = [f"due {due(task, now=now, zone=zone)}", who if who == UNNAMED else f"for {who}"]
     if task.priority != "normal":
         parts.append(f"{task.priority} priority")
     items = [text_block(_heading(task)), text_block(", ".join(parts), isSubtle=True, spacing="None")]
@@ -118,14 +121,16 @@ def _row(task: Task, allowed: Buttons, *, now: datetime, zone: ZoneInfo, room_fl
 
 
 def list_card(room: Room, tasks: Sequence[tuple[Task, Buttons]], *, heading: str, now: datetime,
-              more_hint: str, room_flag: str = "") -> Listing:  # fmt: skip
+              more_hint: str, names: Names, room_flag: str = "",
+              footer: str | None = None) -> Listing:  # fmt: skip
     """/task list: the tasks in the order given (overdue first, then by due time), as many as fit, and how
-    many more there are (more_hint: where to look for them)."""
+    many more there are (more_hint: where to look for them); names: whom it may name; footer: a last
+    line (what a reply in the room's space leaves out)."""
     zone = ZoneInfo(room.timezone)
     rows: list[dict[str, Any]] = []
     used = 0
     for task, allowed in tasks[:LIST_MAX]:
-        row = _row(task, allowed, now=now, zone=zone, room_flag=room_flag)
+        row = _row(task, allowed, now=now, zone=zone, room_flag=room_flag, names=names)
         used += size(row)
         if used > LIST_BUDGET and rows:
             break
@@ -135,18 +140,24 @@ def list_card(room: Room, tasks: Sequence[tuple[Task, Buttons]], *, heading: str
     more = len(tasks) - len(rows)
     if more:
         body.append(text_block(f"{more} more: {more_hint}", isSubtle=True, separator=True))
+    if footer:
+        body.append(text_block(footer, isSubtle=True, separator=True))
     return Listing(card(body), shown)
 
 
-def _change(event: TaskEvent) -> str:
-    what = {"created": "created it", "assigned": "assigned it to {detail}", "done": "marked it done",
-            "note": "added a note", "reopened": "reopened it"}.get(event.change, event.change)  # fmt: skip
-    return what.format(detail=event.detail or "nobody") if "{detail}" in what else what
+def _change(event: TaskEvent, names: Names) -> str:
+    if event.change == "assigned":  # the history keeps whom as a label: shown if it names no one hidden
+        whom = event.detail or "nobody"
+        return f"assigned it to {whom}" if names.label(whom) else "assigned it"
+    what = {"created": "created it", "done": "marked it done", "note": "added a note",
+            "reopened": "reopened it"}.get(event.change, event.change)  # fmt: skip
+    return what
 
 
-def _history_row(event: TaskEvent, zone: str) -> dict[str, Any]:
-    who = safe.clean(event.actor_name or event.actor_aad_id or "someone", 120) or ""
-    line = card_markdown("{when} **{who}** {what}", when=local(event.at, zone), who=who, what=_change(event))
+def _history_row(event: TaskEvent, zone: str, names: Names) -> dict[str, Any]:
+    who = safe.clean(names.person(event.actor_aad_id, event.actor_name), 120) or ""
+    line = card_markdown("{when} **{who}** {what}", when=local(event.at, zone), who=who,
+                         what=_change(event, names))  # fmt: skip
     items = [text_block(line)]
     if event.change in ("note", "done") and event.detail:
         note = event.detail if len(event.detail) <= NOTE_SHOWN else event.detail[:NOTE_SHOWN] + "..."
@@ -155,19 +166,22 @@ def _history_row(event: TaskEvent, zone: str) -> dict[str, Any]:
 
 
 def task_card(room: Room, task: Task, *, shares: Collection[str], history: Sequence[TaskEvent],
-              allowed: Buttons, now: datetime, room_flag: str = "") -> dict[str, Any]:  # fmt: skip
-    """/task show: the task, whom it is for and shared with, and its history (the newest that fit)."""
+              allowed: Buttons, now: datetime, names: Names,
+              room_flag: str = "") -> dict[str, Any]:  # fmt: skip
+    """/task show: the task, whom it is for and shared with, and its history (the newest that fit); names:
+    whom it may name (anyone else is "someone", or "assigned")."""
     zone = ZoneInfo(room.timezone)
-    state = "open"
+    state, who = "open", assignee(task, names)
     if not task.is_open:
         state = f"done {local(task.done_at, room.timezone)}" if task.done_at else "done"
     pairs = [("Room", room.key), ("Status", state), ("Due", due(task, now=now, zone=zone)),
-             ("Assigned to", assignee(task)), ("Priority", task.priority), ("Shared with", shared(shares)),
+             ("Assigned to", "a person not named here" if who == UNNAMED else who),
+             ("Priority", task.priority), ("Shared with", shared(shares)),
              ("Created", local(task.created_at, room.timezone))]  # fmt: skip
     rows: list[dict[str, Any]] = []
     used = 0
     for event in reversed(history):  # the newest changes matter most: keep them when space runs out
-        row = _history_row(event, room.timezone)
+        row = _history_row(event, room.timezone, names)
         used += size(row)
         if used > HISTORY_BUDGET and rows:
             break

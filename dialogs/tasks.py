@@ -18,16 +18,17 @@ from core import text as safe
 from core.agencies import service as agencies
 from core.errors import Refused
 from core.rooms import service as rooms
-from core.rooms.models import Room
+from core.rooms.models import Room, RoomMember
 from core.tasks import service
 from core.tasks.models import SHARE_ALL, Task, TaskEvent
 from core.tasks.service import Actor
 from core.tasks.when import WhenError, describe_due, parse_when
+from dialogs.audience import more_tasks, not_here, view
 from dialogs.context import CommandContext, Later, Reply
 from dialogs.parsing import Args, usage
 from dialogs.registry import Router
 from dialogs.task_args import SHARE_EVERYONE, AddArgs, AssignArgs, DoneArgs, ListArgs, NoteArgs, TaskArgs
-from dialogs.task_cards import LIST_MAX, Buttons, assignee, list_card, shared, task_card
+from dialogs.task_cards import LIST_MAX, Buttons, list_card, shared, task_card
 from dialogs.text import Markdown, escape_message, for_message, message_markdown
 from policies import Resource
 
@@ -76,8 +77,8 @@ async def task_add(ctx: CommandContext, args: AddArgs) -> Reply | Later:
         details = []
         if due_at is not None:
             details.append(f"due {describe_due(due_at, now=now, tz=ZoneInfo(room.timezone))}")
-        if chosen is not None:
-            details.append(f"assigned to {assignee(task)}")
+        if chosen is not None:  # whom the caller named, as identity resolved them
+            details.append(f"assigned to {chosen.label()}")
         if args.priority != "normal":
             details.append(f"{args.priority} priority")
         if shares:
@@ -92,47 +93,69 @@ async def task_add(ctx: CommandContext, args: AddArgs) -> Reply | Later:
 
 @router.command("task list", action="task.list", args=ListArgs, needs_room=True)
 async def task_list(ctx: CommandContext, args: ListArgs) -> Reply:
-    """List the room's open tasks, overdue first (--mine: yours, --overdue, --all: done ones too)."""
+    """List the room's open tasks, overdue first (--mine: yours, --overdue, --all: done ones too).
+
+    In the room's own thread or channel, where everyone in the room reads the answer, it lists the tasks
+    every member may see and counts the rest; in your chat with Opsroom it lists all you may see.
+    """
     room, room_id, now = _room(ctx), _room_id(ctx), ctx.now()
     mine = ctx.principal.aad_id if args.mine else None
 
-    def read(session: Session) -> tuple[list[Task], dict[int, frozenset[str]]]:
+    def read(session: Session) -> tuple[list[Task], dict[int, frozenset[str]], list[RoomMember]]:
         found = service.in_room(session, room_id, now=now, include_done=args.all, overdue_only=args.overdue,
                                 assigned_to=mine)  # fmt: skip
-        return found, service.shares(session, [task.id for task in found if task.id is not None])
+        shares = service.shares(session, [task.id for task in found if task.id is not None])
+        return found, shares, list(rooms.members(session=session, room_id=room_id))
 
-    found, shares = await ctx.db.run(read, readonly=True)
-    facts = [_facts(ctx, task, shares.get(task.id or 0, frozenset())) for task in found]
-    seen = ctx.may_all([("task.show", resource) for resource in facts])
-    visible = [(task, resource) for task, resource, decision in zip(found, facts, seen, strict=True)
-               if decision.allowed]  # fmt: skip
+    found, shares, members = await ctx.db.run(read, readonly=True)
+    seen = view(ctx, members, found, shares)
+    visible = [(task, _facts(ctx, task, shares.get(task.id or 0, frozenset()))) for task in found
+               if task.id in seen.shown.tasks]  # fmt: skip
     kind = "overdue" if args.overdue else ("open or done" if args.all else "open")
     whose = " assigned to you" if args.mine else ""
+    held = len(seen.held)
+    footer = more_tasks(held, room.key) if held else None
     if not visible:
-        ctx.note.detail = "shown none"
-        return Reply(text=message_markdown("No {kind} tasks{whose} in {key}.", kind=kind, whose=whose,
-                                           key=room.key))  # fmt: skip
+        ctx.note.detail = "shown none" + (f"; {held} only some members may see" if held else "")
+        everyone = " that everyone here may see" if held else ""
+        text = message_markdown("No {kind} tasks{whose}{everyone} in {key}.", kind=kind, whose=whose,
+                                everyone=everyone, key=room.key)  # fmt: skip
+        return Reply(text=f"{text} {footer}" if footer else text)
     rows = [(task, allowed) for (task, _), allowed in zip(visible, _buttons(ctx, visible[:LIST_MAX]),
                                                           strict=False)]  # fmt: skip
     rows += [(task, Buttons()) for task, _ in visible[len(rows) :]]
     heading = f"{room.key}: {kind} tasks{whose} ({len(visible)})"
-    listing = list_card(room, rows, heading=heading, now=now, room_flag=_room_flag(ctx),
-                        more_hint="/task list --overdue or /task show <number>.")  # fmt: skip
+    listing = list_card(room, rows, heading=heading, now=now, room_flag=_room_flag(ctx), names=seen.names,
+                        more_hint="/task list --overdue or /task show <number>.", footer=footer)  # fmt: skip
     numbers = " ".join(f"#{number}" for number in listing.shown)
-    ctx.note.detail = f"shown {numbers} ({len(listing.shown)} of {len(visible)})"
+    ctx.note.detail = f"shown {numbers} ({len(listing.shown)} of {len(visible)})" + (
+        f"; {held} only some members may see" if held else "")  # fmt: skip
     return Reply(card=listing.card)
 
 
 @router.command("task show", action="task.show", args=TaskArgs, needs_room=True, facts=("task:number",))
 async def task_show(ctx: CommandContext, args: TaskArgs) -> Reply:
-    """Show a task, whom it is for, and who changed what and when: /task show 12."""
-    task, room = _task(ctx), _room(ctx)
+    """Show a task, whom it is for, and who changed what and when: /task show 12.
+
+    In the room's own thread or channel it shows only a task every member may see; for any other it
+    points to your chat with Opsroom.
+    """
+    task, room, room_id = _task(ctx), _room(ctx), _room_id(ctx)
     task_id = task.id or 0
-    history: list[TaskEvent] = await ctx.db.run(lambda s: service.history(s, task_id), readonly=True)
+
+    def read(session: Session) -> tuple[list[TaskEvent], list[RoomMember]]:
+        return service.history(session, task_id), list(rooms.members(session=session, room_id=room_id))
+
+    history, members = await ctx.db.run(read, readonly=True)
+    seen = view(ctx, members, [task], {task_id: ctx.facts.shares},
+                others=[(event.actor_aad_id, event.actor_name) for event in history])  # fmt: skip
+    if task_id not in seen.shown.tasks:
+        ctx.note.detail = f"not shown in the room's space: only some members may see #{task.number}"
+        return Reply(text=not_here(task.number, room.key))
     [allowed] = _buttons(ctx, [(task, ctx.resource)])
     ctx.note.detail = f"shown #{task.number}"
     return Reply(card=task_card(room, task, shares=ctx.facts.shares, history=history, allowed=allowed,
-                                now=ctx.now(), room_flag=_room_flag(ctx)))  # fmt: skip
+                                now=ctx.now(), room_flag=_room_flag(ctx), names=seen.names))  # fmt: skip
 
 
 @router.command("task done", action="task.done", args=DoneArgs, needs_room=True, facts=("task:number",))
@@ -142,8 +165,8 @@ async def task_done(ctx: CommandContext, args: DoneArgs) -> Reply | Later:
     if not task.is_open:
         return _refuser(ctx, "task done", DoneArgs, usage_too=False)(
             message_markdown("#{number} is already done.", number=str(task.number)))
-    return _change(ctx, args.number, lambda s, t, by, now: service.done(s, t, by=by, now=now, note=args.note),
-                   "Done: **#{number}** {title}.")  # fmt: skip
+    return await _change(ctx, args.number, lambda s, t, by, now: service.done(s, t, by=by, now=now,
+                         note=args.note), "Done: **#{number}** {title}.")  # fmt: skip
 
 
 @router.command("task assign", action="task.assign", args=AssignArgs, needs_room=True,
@@ -154,15 +177,15 @@ async def task_assign(ctx: CommandContext, args: AssignArgs) -> Reply | Later:
     if chosen is None:
         unresolved = Markdown(ctx.facts.unresolved or "I can't find whom you mean.")
         return _refuser(ctx, "task assign", AssignArgs)(unresolved)
-    return _change(ctx, args.number, lambda s, t, by, now: service.assign(s, t, chosen, by=by, now=now),
-                   "**#{number}** {title} is now assigned to {who}.", who=chosen.label())  # fmt: skip
+    return await _change(ctx, args.number, lambda s, t, by, now: service.assign(s, t, chosen, by=by, now=now),
+                         "**#{number}** {title} is now assigned to {who}.", who=chosen.label())  # fmt: skip
 
 
 @router.command("task note", action="task.note", args=NoteArgs, needs_room=True, facts=("task:number",))
 async def task_note(ctx: CommandContext, args: NoteArgs) -> Later:
     """Add a note to a task's history: /task note 12 spoke to the neighbour."""
-    return _change(ctx, args.number, lambda s, t, by, now: service.add_note(s, t, args.text, by=by, now=now),
-                   "Note added to **#{number}** {title}.")  # fmt: skip
+    return await _change(ctx, args.number, lambda s, t, by, now: service.add_note(s, t, args.text, by=by,
+                         now=now), "Note added to **#{number}** {title}.")  # fmt: skip
 
 
 @router.command("task reopen", action="task.reopen", args=TaskArgs, needs_room=True, facts=("task:number",))
@@ -172,16 +195,22 @@ async def task_reopen(ctx: CommandContext, args: TaskArgs) -> Reply | Later:
     if task.is_open:
         return _refuser(ctx, "task reopen", TaskArgs, usage_too=False)(
             message_markdown("#{number} is still open.", number=str(task.number)))
-    return _change(ctx, args.number, lambda s, t, by, now: service.reopen(s, t, by=by, now=now),
-                   "**#{number}** {title} is open again.")  # fmt: skip
+    return await _change(ctx, args.number, lambda s, t, by, now: service.reopen(s, t, by=by, now=now),
+                         "**#{number}** {title} is open again.")  # fmt: skip
 
 
 Change = Callable[[Session, Task, Actor, datetime], Task]
 
 
-def _change(ctx: CommandContext, number: int, change: Change, template: str, **values: str) -> Later:
-    """Stage a change to the room's task `number` (read again in the writing transaction) and answer."""
+HIDDEN_TITLE = "(its title is not shown here)"
+"""A task's title in a reply in the room's space when only some of its members may see the task."""
+
+
+async def _change(ctx: CommandContext, number: int, change: Change, template: str, **values: str) -> Later:
+    """Stage a change to the room's task `number` (read again in the writing transaction) and answer;
+    in the room's space, the answer gives the title only of a task every member may see."""
     room_id, by, now = _room_id(ctx), _actor(ctx), ctx.now()
+    titled = await _titled(ctx)
 
     def write(session: Session) -> Reply:
         task = service.get(session, room_id, number)
@@ -189,9 +218,21 @@ def _change(ctx: CommandContext, number: int, change: Change, template: str, **v
             raise Refused(f"there is no task #{number} here")
         task = change(session, task, by, now)
         _touched(ctx, task)
-        return Reply(text=message_markdown(template, number=str(task.number), title=_title(task), **values))
+        title = _title(task) if titled else HIDDEN_TITLE
+        return Reply(text=message_markdown(template, number=str(task.number), title=title, **values))
 
     return ctx.work.reply_from(write)
+
+
+async def _titled(ctx: CommandContext) -> bool:
+    """May a reply to a change name the task's title: anywhere but the room's space; there, if every
+    member may see the task."""
+    task = _task(ctx)
+    if not ctx.resource.in_room_space or task.id is None:
+        return True
+    room_id, task_id = _room_id(ctx), task.id
+    members = await ctx.db.run(lambda s: list(rooms.members(session=s, room_id=room_id)), readonly=True)
+    return task_id in view(ctx, members, [task], {task_id: ctx.facts.shares}).shown.tasks
 
 
 def _refuser(ctx: CommandContext, words: str, model: type[Args], *,

@@ -5,7 +5,7 @@ that reader may see. Who may see what is the policy's answer, asked by the calle
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -24,6 +24,8 @@ from core.tasks.models import Task, TaskStatus
 
 FIRST_SINCE = timedelta(hours=24)
 """A room's first digest counts what was done or added in the day before it."""
+UNNAMED = "assigned"
+"""A task's assignee as a reader sees them who may not see their name."""
 
 
 @cache
@@ -50,6 +52,12 @@ class Snapshot:
     """The audit chain's head when the digest was made: an outside witness of the audit store."""
 
 
+def current(members: Sequence[RoomMember], *, now: datetime) -> list[RoomMember]:
+    """The members whose access has not ended (neither revoked nor past its expiry): a digest's readers,
+    and those of any reply in the room's own space."""
+    return [m for m in members if m.revoked_at is None and (m.expires_at is None or m.expires_at > now)]
+
+
 def previous_at(session: Session, room_id: int, *, before: date) -> datetime | None:
     """When the room's last digest before this local date was claimed (skipped days do not count)."""
     stmt = sa_select(func.max(col(DigestRun.at))).where(
@@ -72,8 +80,7 @@ def load(
     stmt = select(Task).where(col(Task.room_id) == room.id, relevant)
     found = sorted(session.exec(stmt), key=lambda t: (t.due_at is None, t.due_at or now, t.number))
     shares = tasks.shares(session, [t.id for t in found if t.id is not None])
-    members = [m for m in rooms.members(session=session, room_id=room.id)
-               if m.revoked_at is None and (m.expires_at is None or m.expires_at > now)]  # fmt: skip
+    members = current(rooms.members(session=session, room_id=room.id), now=now)
     return Snapshot(room, local_date, now, since, found, shares, members, head)
 
 
@@ -110,6 +117,8 @@ class Digest:
     open_count: int = 0
     hidden: Tally = field(default_factory=Tally)
     """Room post only: the tasks shared with only some members, counted and never shown."""
+    named: frozenset[str] | None = None
+    """The people (Entra object ids) it may name; None: anyone (a caller who asked no one)."""
 
     @property
     def quiet(self) -> bool:
@@ -139,17 +148,21 @@ def _local_date(moment: datetime, snapshot: Snapshot) -> date:
     return moment.astimezone(zone(snapshot.room.timezone)).date()
 
 
-def assignee_label(task: Task) -> str | None:
-    """Who a task is for, as people read it (None: nobody)."""
+def assignee_label(task: Task, named: Collection[str] | None = None) -> str | None:
+    """Who a task is for, as people read it (None: nobody); a person not in `named` is UNNAMED."""
     if task.assignee_aad_id is None and task.assignee_agency is None:
         return None
+    if task.assignee_aad_id is not None and named is not None and task.assignee_aad_id not in named:
+        return UNNAMED
     return task.assignee_name or task.assignee_aad_id or f"agency {task.assignee_agency}"
 
 
 def compose(
-    snapshot: Snapshot, visible: Collection[int], *, reader: str | None = None, hidden: Collection[int] = ()
-) -> Digest:
-    """The digest of the tasks whose ids are in `visible`; those in `hidden` are only counted."""
+    snapshot: Snapshot, visible: Collection[int], *, reader: str | None = None, hidden: Collection[int] = (),
+    named: frozenset[str] | None = None,
+) -> Digest:  # fmt: skip
+    """The digest of the tasks whose ids are in `visible`; those in `hidden` are only counted; people are
+    named only if in `named` (the policy's answer, asked by the caller)."""
     parts: tuple[list[Task], ...] = ([], [], [], [], [])
     counted = [0, 0, 0, 0, 0]
     held, assignees, open_count = 0, Counter[str](), 0
@@ -161,7 +174,7 @@ def compose(
                     part.append(task)
             if task.is_open:
                 open_count += 1
-                label = assignee_label(task)
+                label = assignee_label(task, named)
                 if label is not None:
                     assignees[label] += 1
         elif task.id in hidden and (task.is_open or flags[2]):
@@ -173,4 +186,4 @@ def compose(
     ranked = sorted(assignees.items(), key=lambda item: (-item[1], item[0].lower()))
     return Digest(snapshot.room, snapshot.local_date, snapshot.now, snapshot.since, snapshot.head, reader,
                   overdue, today, done, new, unassigned, ranked, open_count,
-                  Tally(counted[0], counted[1], counted[2], counted[3], counted[4], held))  # fmt: skip
+                  Tally(counted[0], counted[1], counted[2], counted[3], counted[4], held), named)  # fmt: skip

@@ -15,7 +15,7 @@ Who sees what is the caller's `scope` (the policy's answer); how a digest looks 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,10 @@ class Scopes:
     """Tasks some members may see and others not: the room post only counts them."""
     people: Mapping[str, frozenset[int]]
     """For each member who may have a digest of their own (Entra object id), the tasks they may see."""
+    room_named: frozenset[str] = frozenset()
+    """The people (Entra object ids) every member may see named: the room post names only these."""
+    named: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """For each member in `people`, the people they may see named."""
 
 
 @dataclass(frozen=True)
@@ -94,13 +98,14 @@ def prepare(session: Session, due: Due, *, now: datetime, scope: Scope, render: 
         return None
     snapshot = build.load(session, room, now=now, local_date=due.local_date, head=audit_head(session))
     scopes = scope(snapshot)
-    posted = render(build.compose(snapshot, scopes.room, hidden=scopes.some))
+    posted = render(build.compose(snapshot, scopes.room, hidden=scopes.some, named=scopes.room_named))
     wanted = {m.aad_id for m in snapshot.members if m.digest_personal and m.aad_id in scopes.people}
-    made: dict[frozenset[int], Rendered] = {}  # members who may see the same tasks get the same digest
+    made: dict[tuple[frozenset[int], frozenset[str] | None], Rendered] = {}  # the same sight, the same digest
     personal = []
     for aad_id, chat in sorted(chats.of(session=session, aad_ids=wanted).items()):
-        seen = scopes.people[aad_id]
-        own = made.get(seen) or made.setdefault(seen, render(build.compose(snapshot, seen, reader="you")))
+        sight = (scopes.people[aad_id], scopes.named.get(aad_id, frozenset()))
+        own = made.get(sight) or made.setdefault(sight, render(build.compose(snapshot, sight[0], reader="you",
+                                                                             named=sight[1])))  # fmt: skip
         personal.append((aad_id, chat.reference, chat.tenant_id, own))
     return Prepared(room, due, posted, snapshot.head.seq, tuple(personal))
 

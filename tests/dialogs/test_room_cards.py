@@ -7,10 +7,12 @@ from typing import Any
 
 from core.rooms.models import Room
 from dialogs.commands import build_router
+from dialogs.names import Names
 from dialogs.room_cards import ROOM_BUTTONS, ROOM_COMMANDS, close_card, registered, room_card
 from dialogs.welcome import welcome_card
 
 HOSTILE = "*Op* [x](http://evil) <b>"
+LEAD = Names(frozenset({"aad-1"}))
 
 
 def a_room(**overrides: Any) -> Room:
@@ -43,7 +45,7 @@ def texts(card: dict[str, Any]) -> list[str]:
 def test_the_room_card_advertises_only_commands_the_bot_has() -> None:
     words = {c.words for c in build_router().commands()}
     assert registered() == words
-    card = room_card(a_room(), commands=registered())
+    card = room_card(a_room(), commands=registered(), names=LEAD)
     hint = texts(card)[-1]
     advertised = [w for w in ROOM_COMMANDS if f"`/{w}`" in hint]
     assert advertised and set(advertised) <= words
@@ -53,17 +55,17 @@ def test_the_room_card_advertises_only_commands_the_bot_has() -> None:
 
 
 def test_the_room_card_shows_a_command_once_it_exists() -> None:
-    card = room_card(a_room(), commands={*registered(), "task add", "task list", "invite"})
+    card = room_card(a_room(), commands={*registered(), "task add", "task list", "invite"}, names=LEAD)
     assert "`/task add`, `/task list`, `/invite`, `/room status`, `/room close`" in texts(card)[-1]
     assert [a["title"] for a in card["actions"]] == ["Room status", "Tasks"]
-    nothing = room_card(a_room(), commands=set())
+    nothing = room_card(a_room(), commands=set(), names=LEAD)
     assert texts(nothing)[-1] == "Everything done here is audited." and "actions" not in nothing
 
 
 def test_room_cards_show_what_people_typed_literally() -> None:
     room = a_room(name=HOSTILE, purpose="# not a heading", lead_name="_Ann_", closed_reason="<i>done</i>",
                   closed_at=datetime(2026, 12, 1, tzinfo=UTC))  # fmt: skip
-    opened = texts(room_card(room, commands=registered(), template_name="*x*"))
+    opened = texts(room_card(room, commands=registered(), names=LEAD, template_name="*x*"))
     assert "Operation room: \\*Op\\* \\[x\\](http://evil) \\<b\\>" in opened
     assert "\\# not a heading" in opened and "\\_Ann\\_" in opened and "\\*x\\* (0 tasks created)" in opened
     closed = texts(close_card(room, open_tasks=0, members=1))
@@ -74,3 +76,9 @@ def test_room_cards_show_what_people_typed_literally() -> None:
 def test_the_welcome_card_escapes_the_team_name() -> None:
     assert texts(welcome_card("**Ops** <Room>"))[0] == "Opsroom has been added to **\\*\\*Ops\\*\\* \\<Room\\>**."
     assert texts(welcome_card(None))[0] == "Opsroom has been added."
+
+
+def test_the_room_card_names_the_lead_only_where_it_may() -> None:
+    assert "PC Ada Officer" in texts(room_card(a_room(), commands=set(), names=LEAD))
+    hidden = texts(room_card(a_room(), commands=set(), names=Names()))
+    assert "PC Ada Officer" not in hidden and "aad-1" not in hidden and "not shown" in hidden

@@ -143,8 +143,8 @@ async def test_digest_now_previews_in_place_claims_nothing_and_is_audited(rooms:
 
     preview = await rooms.send(in_thread(rooms, thread, "digest now"))
 
-    card = card_of(preview.replies[0])
-    assert "- **#1** Visit 12 Acacia Ave" in texts(card) and "as you may see it" in texts(card)
+    card = card_of(preview.replies[0])  # in the room's thread everyone reads it, as they read the daily post
+    assert "- **#1** Visit 12 Acacia Ave" in texts(card) and "for everyone in the room" in texts(card)
     assert rows(db, "SELECT count(*) FROM digest_run") == [(0,)]
     assert rows(db, "SELECT count(*) FROM outbox_message WHERE kind = 'digest'") == [(0,)]
     event = rooms.audit()[-1]
@@ -178,8 +178,8 @@ async def test_personal_digest_needs_the_bot_installed_and_can_be_turned_off(roo
     assert off.texts == ["You will no longer get your own digest of **OP-LANTERN**."]
     assert rows(db, "SELECT digest_personal FROM room_member WHERE aad_id = "
                     f"'{fixtures.OFFICER_AAD}'") == [(False,)]  # fmt: skip
-    refused = [e for e in rooms.audit() if e["action"] == "digest.now" and e["outcome"] == "refused"]
-    assert len(refused) == 1
+    refused = [e for e in rooms.audit() if e["action"] == "digest.personal" and e["outcome"] == "refused"]
+    assert len(refused) == 1  # turning it on asks `digest.personal`; turning it off, `digest.now`
 
 
 async def test_the_room_post_shows_what_everyone_may_see_and_a_guest_gets_their_scope(
@@ -204,7 +204,7 @@ async def test_the_room_post_shows_what_everyone_may_see_and_a_guest_gets_their_
     assert "Safeguarding visit" in shown and "Welfare check" in shown
     assert "Surveillance log" not in json.dumps(post) and "Arrest plan" not in json.dumps(post)
     assert ("2 more tasks (1 overdue, 1 due today, 2 unassigned) are shared with only some members: each sees them in "
-            "`/task list` or their own digest.") in shown
+            "their chat with Opsroom (`/task list --room OP-LANTERN`) or their own digest.") in shown
     guest = json.dumps(card_of(own))
     assert "Safeguarding visit" in guest and "Welfare check" in guest and "as you may see it" in guest
     assert "Surveillance" not in guest and "Arrest" not in guest and "shared with only some" not in guest

@@ -1,0 +1,70 @@
+"""What a reply may show, given who will read it.
+
+A reply posted in the room's own thread or channel is read by everyone in the room, guests included:
+it shows what every current member may see (dialogs/digest_scope.everyone, the room digest's rule)
+and the caller may see, counts the rest, and points to the caller's chat with Opsroom for them.
+Anywhere else (a personal chat; --room KEY from another place) the caller's own sight applies. In a
+room without guests every officer sees everything, so nothing changes there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from core.digest.build import current
+from core.rooms.models import RoomMember
+from core.tasks.models import Task
+from dialogs.context import CommandContext
+from dialogs.digest_scope import Sight, everyone, mentioned, sight_of
+from dialogs.names import Names, people
+from dialogs.text import Markdown, code
+
+
+@dataclass(frozen=True)
+class View:
+    """The caller's own sight, what this reply may show, and whether the whole room reads it."""
+
+    own: Sight
+    shown: Sight
+    room_space: bool
+
+    @property
+    def held(self) -> frozenset[int]:
+        """Tasks the caller may see that this reply does not show (only some of its readers may)."""
+        return self.own.tasks - self.shown.tasks
+
+    @property
+    def names(self) -> Names:
+        """Whom the reply may name."""
+        return self.shown.names
+
+
+def view(ctx: CommandContext, members: Sequence[RoomMember], tasks: Sequence[Task] = (),
+         shares: Mapping[int, frozenset[str]] | None = None,
+         others: Iterable[tuple[str | None, str | None]] = ()) -> View:  # fmt: skip
+    """What a reply about these tasks and people may show (members: everyone recorded in the room;
+    others: more people it would name, as (object id, name))."""
+    room, shared = ctx.room, shares or {}
+    assert room is not None
+    who = people(members, [*mentioned(tasks), *others])
+    own = sight_of(ctx.decide_many, ctx.principal, ctx.resource, tasks, shared, who)
+    if not ctx.resource.in_room_space:
+        return View(own, own, False)
+    now = ctx.now()
+    common = everyone(ctx.decide_many, room, current(members, now=now), tasks, shared, who, now=now)
+    return View(own, own if common is None else own & common, True)
+
+
+def more_tasks(count: int, room_key: str) -> Markdown:
+    """What a reply in the room's space says of the tasks only some of its readers may see."""
+    what = "1 more task" if count == 1 else f"{count} more tasks"
+    return Markdown(f"{what} only some members may see: ask in your chat with Opsroom, "
+                    f"{code(f'/task list --room {room_key}')}.")  # fmt: skip
+
+
+def not_here(number: int, room_key: str) -> Markdown:
+    """What a reply in the room's space says instead of a task only some of its readers may see."""
+    where = code(f"/task show {number} --room {room_key}")
+    return Markdown(f"#{number} is shared with only some members of this room, so it is not shown here: ask "
+                    f"in your chat with Opsroom, {where}.")  # fmt: skip
