@@ -1,0 +1,85 @@
+"""A room with partner-agency guests in it, as they get there: agencies registered, /invite by the lead,
+the guest's first activity in the room's thread binding them; and the guest's own chat with Opsroom."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from core.db import Database
+from tests import fixtures
+from tests.scenarios.conftest import Exchange, Harness
+from tests.scenarios.rooms_support import in_thread, open_room, room_thread
+
+SAM = {"id": fixtures.GUEST_ID, "aadObjectId": fixtures.GUEST_AAD, "name": fixtures.GUEST_NAME}
+SAM_EMAIL = "sam.guest@socialcare.example"
+SAM_CHAT = "a:1SamGuestPersonalChat"
+HANA_AAD = "eeeeeeee-0000-4000-8000-000000000001"
+HANA_NAME = "Hana Health (NHS)"
+CARA_AAD = "eeeeeeee-0000-4000-8000-000000000002"
+CARA_NAME = "Cara Colleague (Social Care)"
+
+
+def agencies(db: Database) -> None:
+    """Social care (Sam's) and health, registered with their email domains."""
+
+    def add(session: Any) -> None:
+        for key, domain in (("socialcare", "socialcare.example"), ("health", "nhs.example")):
+            session.execute(text("INSERT INTO agency (key, name, created_at) VALUES (:k, :n, :at)"),
+                            {"k": key, "n": f"{key} agency", "at": datetime(2026, 1, 1, tzinfo=UTC)})  # fmt: skip
+            session.execute(text("INSERT INTO agency_domain (agency, domain) VALUES (:k, :d)"), {"k": key, "d": domain})
+
+    db.transaction(add)
+
+
+async def room_with_sam(rooms: Harness, db: Database, *, terms: str = "") -> str:
+    """OP-LANTERN, led by Ada, with Sam (social care) invited on these /invite terms and bound; its thread."""
+    agencies(db)
+    await open_room(rooms, "room open Operation Lantern --purpose County lines")
+    thread = room_thread(rooms)
+    invited = await rooms.send(in_thread(rooms, thread, f"invite socialcare {SAM_EMAIL} --isa ISA-1 {terms}"))
+    assert f"{SAM_EMAIL}: invited" in json.dumps(invited.replies), invited.replies
+    bound = await rooms.send(in_thread(rooms, thread, "help", from_=SAM))
+    assert bound.replies and rooms.audit()[-1]["actor_agency"] == "socialcare"
+    return thread
+
+
+async def sam_in_thread(rooms: Harness, thread: str, command: str) -> Exchange:
+    return await rooms.send(in_thread(rooms, thread, command, from_=SAM))
+
+
+async def sam_in_chat(rooms: Harness, command: str) -> Exchange:
+    """Sam writes in his own personal chat with Opsroom."""
+    rooms.connector.add_member(SAM_CHAT, fixtures.member("guest"))
+    conversation = {"conversationType": "personal", "tenantId": fixtures.HOME_TENANT, "id": SAM_CHAT}
+    return await rooms.say("personal_message", command, from_=SAM, conversation=conversation)
+
+
+def reply_json(exchange: Exchange) -> str:
+    """What the bot answered (text, cards, summary) as JSON: every title and name it shows is in here. The
+    envelope (who it is addressed to) is left out: it names the recipient, who knows who they are."""
+    shown = [{k: reply.get(k) for k in ("text", "attachments", "summary")} for reply in exchange.replies]
+    return json.dumps(shown, ensure_ascii=False)
+
+
+def card_texts(exchange: Exchange) -> str:
+    """The texts of the reply's card (TextBlocks and facts), one per line."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "TextBlock":
+                found.append(str(node["text"]))
+            found.extend(f"{f['title']}: {f['value']}" for f in node.get("facts", []))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    [reply] = exchange.replies
+    walk(reply["attachments"][0]["content"])
+    return "\n".join(found)
