@@ -12,6 +12,7 @@ from sqlmodel import Session
 from core.agencies import service
 from core.rooms import service as rooms
 from core.rooms.models import Room, RoomMember
+from dialogs.audience import beyond_the_room
 from dialogs.context import CommandContext, Later, Reply
 from dialogs.facts import room_facts, visible
 from dialogs.names import Who, nameable
@@ -114,7 +115,8 @@ async def agency_list(ctx: CommandContext, args: NoArgs) -> Reply:
 async def agency_show(ctx: CommandContext, args: ShowArgs) -> Reply:
     """Show an agency: its domains and tenants, and who from it is in which of the rooms you can see.
 
-    People are named as the policy lets you see them in each room; the rest are counted.
+    People are named as the policy lets you see them in each room; the rest are counted. In a room's own
+    thread or channel, only rooms and people everyone there may see.
     """
     key, aad_id, team, now = args.key.strip().lower(), ctx.principal.aad_id or "", ctx.conversation.team_id, \
         ctx.now()  # fmt: skip
@@ -131,6 +133,9 @@ async def agency_show(ctx: CommandContext, args: ShowArgs) -> Reply:
     entry = found[0]
     seen = {room.id for room in visible(lambda _p, requests: ctx.may_all(requests), ctx.principal, candidates,
                                         team_id=team, now=now)}  # fmt: skip
+    here = await beyond_the_room(ctx, {m.aad_id: Who(m.role, m.agency, m.name) for _, m in members})
+    if here is not None:  # read by everyone in this room
+        seen &= here[0]
     mine = {room.id: room_facts(room, member, team_id=team, inside=False, now=now)
             for room, member in candidates if room.id in seen}  # fmt: skip
     by_room: dict[str, list[str]] = defaultdict(list)
@@ -139,7 +144,8 @@ async def agency_show(ctx: CommandContext, args: ShowArgs) -> Reply:
         if room.id not in mine:
             continue
         who = {member.aad_id: Who(member.role, member.agency, member.name)}
-        if nameable(ctx.decide_many, ctx.principal, mine[room.id], who).shows(member.aad_id):
+        names = nameable(ctx.decide_many, ctx.principal, mine[room.id], who)
+        if (names if here is None else names & here[1]).shows(member.aad_id):
             by_room[room.key].append(f"{member.name or member.aad_id} ({member.role.replace('_', ' ')})")
         else:
             unnamed[room.key] += 1

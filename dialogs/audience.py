@@ -12,12 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from sqlmodel import Session
+
 from core.digest.build import current
+from core.rooms import service as rooms
 from core.rooms.models import RoomMember
 from core.tasks.models import Task
 from dialogs.context import CommandContext
-from dialogs.digest_scope import Sight, everyone, mentioned, sight_of
-from dialogs.names import Names, people
+from dialogs.digest_scope import Sight, everyone, mentioned, principal_of, sight_of
+from dialogs.facts import visible
+from dialogs.names import Names, Who, people
 from dialogs.text import Markdown, code
 
 
@@ -54,6 +58,30 @@ def view(ctx: CommandContext, members: Sequence[RoomMember], tasks: Sequence[Tas
     now = ctx.now()
     common = everyone(ctx.decide_many, room, current(members, now=now), tasks, shared, who, now=now)
     return View(own, own if common is None else own & common, True)
+
+
+async def beyond_the_room(ctx: CommandContext, who: Mapping[str, Who]) -> tuple[frozenset[int], Names] | None:
+    """For a reply about other rooms (/room list, /agency show) given in a room's own space: the rooms
+    every current member of this room may see, and whom they may all name among `who` (on this room's
+    facts, so that anyone not in it is named to officers only). None: not in a room's space."""
+    room, now, team = ctx.room, ctx.now(), ctx.conversation.team_id
+    if not ctx.resource.in_room_space or room is None or room.id is None:
+        return None
+    room_id = room.id
+
+    def read(session: Session) -> list[tuple[RoomMember, list[int]]]:
+        readers = current(rooms.members(session=session, room_id=room_id), now=now)
+        return [(m, [r.id for r in visible(ctx.decide_many, principal_of(m),
+                                           rooms.candidates(session=session, aad_id=m.aad_id, team_id=team),
+                                           team_id=team, now=now) if r.id is not None])
+                for m in readers]  # fmt: skip
+
+    readers = await ctx.db.run(read, readonly=True)
+    seen = view(ctx, [m for m, _ in readers], others=[(aad_id, w.name) for aad_id, w in who.items()])
+    shared: set[int] | None = None
+    for _, ids in readers:
+        shared = set(ids) if shared is None else shared & set(ids)
+    return frozenset(shared or ()), seen.names
 
 
 def more_tasks(count: int, room_key: str) -> Markdown:

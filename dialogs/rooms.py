@@ -15,10 +15,10 @@ from core.errors import Refused
 from core.rooms import flows, opening, service
 from core.rooms.flows import RoomError, Status
 from core.rooms.models import CLASSIFICATIONS, Room, RoomMember
-from dialogs.audience import view
+from dialogs.audience import beyond_the_room, view
 from dialogs.context import CommandContext, Later, Reply
 from dialogs.facts import room_facts, visible
-from dialogs.names import of_lead
+from dialogs.names import Who, of_lead
 from dialogs.parsing import Args
 from dialogs.registry import Router
 from dialogs.room_cards import close_card, registered, room_card, status_card
@@ -236,7 +236,10 @@ def _interrupted(ctx: CommandContext, room_id: int, now: datetime) -> Later:
 @router.command("room list", action="room.list", args=ListArgs,
                 action_for=lambda a: "room.list_all" if a.all else "room.list")  # fmt: skip
 async def room_list(ctx: CommandContext, args: ListArgs) -> Reply:
-    """List your rooms (--all: every room, for supervisors)."""
+    """List your rooms (--all: every room, for supervisors).
+
+    In a room's own thread or channel it lists only the rooms everyone there may see.
+    """
     aad_id, team, now = ctx.principal.aad_id or "", ctx.conversation.team_id, ctx.now()
 
     def rooms(session: Session) -> list[tuple[Room, RoomMember | None]]:
@@ -246,6 +249,10 @@ async def room_list(ctx: CommandContext, args: ListArgs) -> Reply:
     found = visible(lambda _p, requests: ctx.may_all(requests), ctx.principal, candidates, team_id=team,
                     now=now)  # fmt: skip
     membership = {room.id: member for room, member in candidates}
+    leads = {room.lead_aad_id: Who(RoomRole.LEAD.value, None, room.lead_name) for room in found}
+    here = await beyond_the_room(ctx, leads)
+    if here is not None:  # read by everyone in this room
+        found = [room for room in found if room.id in here[0]]
     if not found:
         return Reply(text="No rooms yet. Open one from a team channel: `/room open Operation Lantern`.")
     lines = ["All rooms:" if args.all else "Your rooms:", ""]
@@ -256,6 +263,7 @@ async def room_list(ctx: CommandContext, args: ListArgs) -> Reply:
         name = safe.clean(room.name, 80) or ""
         facts = room_facts(room, membership.get(room.id), team_id=team, inside=False, now=now)
         names = of_lead(ctx.decide_many, ctx.principal, facts, room.lead_aad_id, room.lead_name)
+        names = names if here is None else names & here[1]
         lead = names.person(room.lead_aad_id, room.lead_name or "-", hidden="not shown")
         lines.append(message_markdown("- **{key}** {name} ({state}; lead {lead})", key=room.key, name=name,
                                       state=state, lead=lead))  # fmt: skip
