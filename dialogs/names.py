@@ -65,20 +65,22 @@ def people(members: Iterable[RoomMember],
     return found
 
 
-def person_facts(base: Resource, reader: Principal, aad_id: str, who: Who) -> Resource:
-    """The facts of `member.see` about one person, for this reader, on the reader's room facts."""
+def standing(reader: Principal, aad_id: str, who: Who) -> tuple[RoomRole | None, bool]:
+    """What `member.see` knows of one person, for this reader: their room role, and whether they are the
+    reader or of the reader's own agency."""
     same = aad_id == reader.aad_id or bool(reader.agency and who.agency == reader.agency)
-    role = RoomRole(who.role) if who.role in ROLES else None
-    return replace(base, target_role=role, same_agency=same)
+    return (RoomRole(who.role) if who.role in ROLES else None), same
 
 
 def nameable(decide_many: DecideMany, reader: Principal, base: Resource, who: Mapping[str, Who]) -> Names:
-    """Whom this reader may name among `who`, on their room facts `base`: one question per person, which
-    the policy answers from memory for every person with the same facts."""
-    ids = sorted(who)
-    decisions = decide_many(reader, [(MEMBER_SEE, person_facts(base, reader, aad_id, who[aad_id]))
-                                     for aad_id in ids])  # fmt: skip
-    allowed = frozenset(aad_id for aad_id, d in zip(ids, decisions, strict=True) if d.allowed)
+    """Whom this reader may name among `who`, on their room facts `base`: one question per distinct
+    standing (a lead, a member, a guest of the reader's agency...), not one per person."""
+    standings = {aad_id: standing(reader, aad_id, person) for aad_id, person in who.items()}
+    kinds = sorted(set(standings.values()), key=str)
+    decisions = decide_many(reader, [(MEMBER_SEE, replace(base, target_role=role, same_agency=same))
+                                     for role, same in kinds])  # fmt: skip
+    may = {kind for kind, d in zip(kinds, decisions, strict=True) if d.allowed}
+    allowed = frozenset(aad_id for aad_id, kind in standings.items() if kind in may)
     labels = frozenset(label for aad_id in allowed for label in (who[aad_id].name, aad_id) if label)
     return Names(allowed, labels)
 
