@@ -9,14 +9,16 @@ answer, never the policy.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from core.rooms.models import RoomMember
-from dialogs.facts import ROLES, DecideMany
+from dialogs.facts import DecideMany
 from policies import Principal, Resource
 from policies.model import RoomRole
 
 MEMBER_SEE = "member.see"
+_ROLES = {role.value: role for role in RoomRole}
 UNNAMED = "assigned"
 """What a task's assignee reads as when the reader may not see their name."""
 
@@ -36,7 +38,8 @@ class Names:
     them, such as a task's history); everyone else is counted, never named."""
 
     allowed: frozenset[str] = frozenset()
-    labels: frozenset[str] = frozenset()
+    who: Mapping[str, Who] = field(default_factory=dict)
+    """The people asked about, with the names they go by (for `label`); only those allowed count."""
 
     def shows(self, aad_id: str | None) -> bool:
         """May this person be named."""
@@ -48,10 +51,16 @@ class Names:
 
     def label(self, text: str | None) -> bool:
         """May a label naming someone (as a task's history keeps it, e.g. "PC Ben Officer") be shown."""
-        return text is not None and (text in self.labels or text == "nobody" or text.startswith("agency "))
+        if text is None:
+            return False
+        if text == "nobody" or text.startswith("agency "):
+            return True
+        return any(text == aad_id or (aad_id in self.who and text == self.who[aad_id].name)
+                   for aad_id in self.allowed)  # fmt: skip
 
     def __and__(self, other: Names) -> Names:
-        return Names(self.allowed & other.allowed, self.labels & other.labels)
+        who = self.who if self.who is other.who else {**other.who, **self.who}
+        return Names(self.allowed & other.allowed, who)
 
 
 def people(members: Iterable[RoomMember],
@@ -65,11 +74,18 @@ def people(members: Iterable[RoomMember],
     return found
 
 
+@lru_cache(maxsize=4096)
+def _about(base: Resource, role: RoomRole | None, same: bool) -> Resource:
+    """The facts of `member.see` (kept: a room's members share a handful of them, and making one costs
+    more than the decision, which the policy remembers by them)."""
+    return replace(base, target_role=role, same_agency=same)
+
+
 def standing(reader: Principal, aad_id: str, who: Who) -> tuple[RoomRole | None, bool]:
     """What `member.see` knows of one person, for this reader: their room role, and whether they are the
     reader or of the reader's own agency."""
     same = aad_id == reader.aad_id or bool(reader.agency and who.agency == reader.agency)
-    return (RoomRole(who.role) if who.role in ROLES else None), same
+    return _ROLES.get(who.role or ""), same
 
 
 def nameable(decide_many: DecideMany, reader: Principal, base: Resource, who: Mapping[str, Who]) -> Names:
@@ -77,15 +93,14 @@ def nameable(decide_many: DecideMany, reader: Principal, base: Resource, who: Ma
     standing (a lead, a member, a guest of the reader's agency...), not one per person."""
     standings = {aad_id: standing(reader, aad_id, person) for aad_id, person in who.items()}
     kinds = sorted(set(standings.values()), key=str)
-    decisions = decide_many(reader, [(MEMBER_SEE, replace(base, target_role=role, same_agency=same))
-                                     for role, same in kinds])  # fmt: skip
+    decisions = decide_many(reader, [(MEMBER_SEE, _about(base, role, same)) for role, same in kinds])
     may = {kind for kind, d in zip(kinds, decisions, strict=True) if d.allowed}
     allowed = frozenset(aad_id for aad_id, kind in standings.items() if kind in may)
-    labels = frozenset(label for aad_id in allowed for label in (who[aad_id].name, aad_id) if label)
-    return Names(allowed, labels)
+    return Names(allowed, who)
 
 
 def of_lead(decide_many: DecideMany, reader: Principal, base: Resource, lead_aad_id: str,
             lead_name: str | None) -> Names:  # fmt: skip
     """Whether this reader may name a room's lead, on their facts about that room."""
     return nameable(decide_many, reader, base, {lead_aad_id: Who(RoomRole.LEAD.value, None, lead_name)})
+
