@@ -8,7 +8,8 @@ Graph application permissions this relies on (admin consent in the force's tenan
   TeamMember.ReadWriteNonOwnerRole.All is the documented least-privileged alternative: guests are never
   owners.
 * ChannelMember.ReadWrite.All: add them to the room's private channel, or the agency's own user to its
-  shared channel (POST /teams/{id}/channels/{id}/members).
+  shared channel (POST /teams/{id}/channels/{id}/members); when their access ends, find them among the
+  channel's members and take them out (GET .../members, DELETE .../members/{membership id}).
 
 A shared channel also needs B2B direct connect allowed with the agency's tenant in both organisations'
 cross-tenant access settings: an Entra admin setting, not a Graph permission.
@@ -37,6 +38,8 @@ __all__ = [
     "admit_guest",
     "find_user_by_email",
     "invite_guest",
+    "remove_channel_member",
+    "remove_guest",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ _MEMBER_TYPE = "#microsoft.graph.aadUserConversationMember"
 _MAX_MESSAGE = 200
 
 Added = Literal["added", "already"]
+Taken = Literal["removed", "absent"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,67 @@ async def add_external_channel_member(
     """
     member = {**_member(f"users('{_bind_key(upn)}')", []), "tenantId": str(uuid.UUID(tenant_id))}
     return await _add(graph, _channel_members(team_id, channel_id), member)
+
+
+async def remove_channel_member(
+    graph: GraphClient, *, team_id: str, channel_id: str, user_ids: Sequence[str], email: str | None = None
+) -> Taken:
+    """Take someone out of a private or shared channel (not out of the team): the member whose userId is
+    one of user_ids or, failing that, whose email is this address. `absent`: they were not a member, or
+    their membership went before the DELETE did (404)."""
+    path = _channel_members(team_id, channel_id)
+    wanted = {u.lower() for u in user_ids}
+    address = (email or "").strip().lower()
+    page: str | None = path
+    by_email: str | None = None
+    while page:
+        body = (await graph._call("GET", page)).body
+        body = body if isinstance(body, dict) else {}
+        for member in body.get("value") or []:
+            if str(member.get("userId") or "").lower() in wanted:
+                return await _delete_member(graph, path, str(member["id"]))
+            if address and by_email is None and str(member.get("email") or "").lower() == address:
+                by_email = str(member["id"])
+        following = str(body.get("@odata.nextLink") or "")
+        # Only follow a next page on the Graph we were configured with: it carries our token.
+        page = following if following.startswith(graph.config.graph_url + "/") else None
+    return "absent" if by_email is None else await _delete_member(graph, path, by_email)
+
+
+async def _delete_member(graph: GraphClient, path: str, membership_id: str) -> Taken:
+    try:
+        await graph._call("DELETE", f"{path}/{_segment(membership_id)}")
+    except GraphError as exc:
+        if exc.status == 404:
+            return "absent"
+        raise
+    return "removed"
+
+
+@dataclass(frozen=True)
+class GuestRemoval:
+    """How taking one person out of a room's channel went: removed, absent, or the problem (plain words)."""
+
+    outcome: Taken | None
+    detail: str
+
+
+async def remove_guest(
+    graph: GraphClient, *, group_id: str, channel_id: str, user_ids: Sequence[str], email: str
+) -> GuestRemoval:
+    """Take someone whose access ended out of a room's private or shared channel; what Graph refuses comes
+    back as the problem (outcome None), never as an exception. A channel that is gone has nobody to take
+    out."""
+    try:
+        taken = await remove_channel_member(graph, team_id=group_id, channel_id=channel_id, user_ids=user_ids,
+                                            email=email)  # fmt: skip
+    except GraphError as exc:
+        if exc.status == 404:
+            return GuestRemoval("absent", "the room's channel is gone")
+        log.warning("graph refused taking a guest out of a channel: %s", exc)
+        return GuestRemoval(None, _refusal(exc, "removal"))
+    words = "taken out of the room's channel" if taken == "removed" else "not in the room's channel"
+    return GuestRemoval(taken, words)
 
 
 # ---------------------------------------------------------------------- the whole admission
@@ -218,6 +283,7 @@ _WHAT = {
     "invitation": ("the invitation", "the app needs User.Invite.All"),
     "team": ("adding them to the team", "the app needs TeamMember.ReadWrite.All"),
     "private channel": ("adding them to the private channel", "the app needs ChannelMember.ReadWrite.All"),
+    "removal": ("taking them out of the room's channel", "the app needs ChannelMember.ReadWrite.All"),
     "shared channel": (
         "adding them to the shared channel",
         "the app needs ChannelMember.ReadWrite.All, and both organisations' cross-tenant access settings "

@@ -22,7 +22,8 @@ Routes:
   ``operation_polls`` polls, then ``operation_outcome`` (``succeeded`` with the
   channel in ``targetResourceId``/``targetResourceLocation``, or ``failed``).
 * ``GET|POST /v1.0/teams/{team}/channels/{channel}/members`` (pages of
-  ``member_page_size`` with ``@odata.nextLink``) and ``PATCH .../members/{id}``;
+  ``member_page_size`` with ``@odata.nextLink``), ``PATCH .../members/{id}`` and
+  ``DELETE .../members/{id}`` (204; 404 for a membership that is not there);
   a channel's members start as the owner named at creation (``channel_members``);
   members from another tenant (``tenantId``) join shared channels only (``external_users``).
 * ``GET /v1.0/users?$filter=...`` (by email), ``POST /v1.0/invitations`` and

@@ -49,6 +49,7 @@ class ChannelRoutes:
         app.router.add_get(members, self._list_members)
         app.router.add_post(members, self._add_member)
         app.router.add_patch(members + "/{member}", self._update_member)
+        app.router.add_delete(members + "/{member}", self._delete_member)
 
     async def _create_channel(self, request: web.Request) -> web.Response:
         team = request.match_info["team"]
@@ -146,6 +147,14 @@ class ChannelRoutes:
             return graph_error(404, "NotFound", "Member not found.")
         found[0]["roles"] = list((await request.json()).get("roles") or [])
         return web.json_response(found[0])
+
+    async def _delete_member(self, request: web.Request) -> web.Response:
+        members = self._channel_of(request)
+        found = [m for m in members or [] if m["id"] == request.match_info["member"]]
+        if members is None or not found:
+            return graph_error(404, "NotFound", "Member not found.")
+        members.remove(found[0])
+        return web.Response(status=204)
 
     async def _operation(self, request: web.Request) -> web.Response:
         found = self.operations.get(request.match_info["operation"])
