@@ -18,7 +18,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from core.errors import Refused
-from core.invitations.models import Invitation, InvitationStatus
+from core.invitations.models import GUEST_ROLES, Invitation, InvitationStatus
 from core.rooms.models import RoomMember
 
 _FLAGS = ("role", "isa_ref", "basis", "no_export", "expires_at")
@@ -108,6 +108,11 @@ def invite(
             found.status, found.revoked_at, found.revoked_by = InvitationStatus.PENDING, None, None
             found.bound_aad_id = found.bound_tenant_id = found.bound_at = None
             before = {**before, "status": "revoked"}
+            for member in session.exec(select(RoomMember).where(col(RoomMember.invitation_id) == found.id)):
+                session.delete(member)  # the revoked membership: their next activity binds them again
+        if found.ended_at is not None and found.expires_at > now:  # live again: its next end is claimed anew
+            found.ended_at = found.removal = found.removal_due_at = found.removal_error = None
+            found.removal_tries = 0
         session.add(found)
         if found.status == InvitationStatus.BOUND:
             _apply(session, found, now=now)
@@ -166,6 +171,26 @@ def in_room(session: Session, room_id: int) -> list[Invitation]:
     """Every invitation of a room, by agency then email."""
     stmt = select(Invitation).where(col(Invitation.room_id) == room_id)
     return list(session.exec(stmt.order_by(col(Invitation.agency), col(Invitation.email))))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a room's access review: an invitation and the membership bound to it (a guest member
+    with no invitation has only the membership)."""
+
+    invitation: Invitation | None
+    member: RoomMember | None
+
+
+def review(session: Session, room_id: int) -> list[Entry]:
+    """Every invitation of a room with its membership, then guest members no invitation accounts for."""
+    found = in_room(session, room_id)
+    stmt = select(RoomMember).where(col(RoomMember.room_id) == room_id, col(RoomMember.role).in_(GUEST_ROLES))
+    members = list(session.exec(stmt.order_by(col(RoomMember.id))))
+    bound: dict[int | None, RoomMember] = {m.invitation_id: m for m in members if m.invitation_id is not None}
+    entries = [Entry(i, bound.get(i.id)) for i in found]
+    ids = {i.id for i in found}
+    return entries + [Entry(None, m) for m in members if m.invitation_id not in ids]
 
 
 def revoke(session: Session, room_id: int, *, email: str | None = None, agency: str | None = None, by: str,
