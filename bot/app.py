@@ -17,6 +17,7 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity
 
 from bot import intake
+from bot.access import AccessTick, connector_groups
 from bot.auth import AuthUnavailable, GuardedAuthentication, build_authentication
 from bot.config import Settings
 from bot.digests import DigestTick
@@ -74,6 +75,7 @@ class Runtime:
 RUNTIME = web.AppKey("runtime", Runtime)
 SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
 DIGESTS = web.AppKey("digests", DigestTick)
+ACCESS = web.AppKey("access", AccessTick)
 
 
 def build_runtime(
@@ -143,9 +145,12 @@ async def _startup(app: web.Application) -> None:
     digests = app[DIGESTS] = DigestTick(runtime.db, runtime.pipeline.policy, clock=runtime.pipeline.clock,
                                         grace_until=runtime.settings.digest_grace_until,
                                         wake=runtime.sender.wake)  # fmt: skip
+    groups = connector_groups(connector_for(runtime.auth, runtime.settings.app_id or None))
+    access = app[ACCESS] = AccessTick(runtime.db, graph=runtime.graph, group_of=groups,
+                                      clock=runtime.pipeline.clock, wake=runtime.sender.wake)  # fmt: skip
     scheduler = build_scheduler(runtime.db, keep_days=runtime.settings.dedupe_days,
                                 clock=runtime.pipeline.clock, wake=runtime.sender.wake,
-                                digests=digests.run)  # fmt: skip
+                                digests=digests.run, access=access.run)  # fmt: skip
     scheduler.start()
     app[SCHEDULER] = scheduler
     if not runtime.settings.home_domains and runtime.graph is None:

@@ -46,13 +46,16 @@ async def sweep_openings(
 def build_scheduler(
     db: Database, *, keep_days: int, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     wake: Callable[[], None] = lambda: None, digests: Callable[[], Awaitable[object]] | None = None,
+    access: Callable[[], Awaitable[object]] | None = None,
 ) -> AsyncIOScheduler:  # fmt: skip
     """The scheduler with Opsroom's jobs; start it inside the running loop.
 
     The jobs only wake work up: what must happen once is claimed in the database, so every
     replica may run them. digests: the digest tick (bot.digests.DigestTick.run, a coroutine
     function), run every minute and once at start (a digest missed while the bot was down goes out
-    within its grace window).
+    within its grace window). access: the access tick (bot.access.AccessTick.run: ended access claimed,
+    told and audited, guests taken out of channels, weekly reminders), every two minutes and 30 s
+    after start.
     """
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_job(sweep_openings, "interval", minutes=1, args=[db], kwargs={"clock": clock, "wake": wake},
@@ -64,4 +67,8 @@ def build_scheduler(
     if digests is not None:
         scheduler.add_job(digests, "interval", minutes=1, id="digests", coalesce=True, max_instances=1,
                           misfire_grace_time=30, next_run_time=datetime.now(UTC))  # fmt: skip
+    if access is not None:
+        soon = datetime.now(UTC) + timedelta(seconds=30)
+        scheduler.add_job(access, "interval", minutes=2, id="access", coalesce=True, max_instances=1,
+                          misfire_grace_time=60, next_run_time=soon)  # fmt: skip
     return scheduler

@@ -58,6 +58,29 @@ def _owner_refusal(exc: GraphError) -> str:
     return "Microsoft Graph is not answering just now"
 
 
+async def team_group_id(connector: Any, team_id: str) -> str:
+    """A team's AAD group id from the Bot Connector's GET /v3/teams/{id}, through a connector client (a
+    turn's, or one made for a service URL outside any turn); RoomError with the reason when it cannot.
+
+    Workaround: TeamsInfo.get_team_details builds a synchronous TeamsConnectorClient
+    (requests, a fresh msrest configuration) and calls it inside the event loop. The
+    async connector client has no teams operations, so send the same GET through its
+    pipeline: pooled session, bearer token and retries included.
+    """
+    client = connector._client
+    url = client.format_url("/v3/teams/{teamId}", teamId=quote(team_id, safe=""))
+    response = await client.async_send(client.get(url, {}, {"Accept": "application/json"}), stream=False)
+    if response.status_code in (403, 404):
+        raise RoomError("Teams does not know this team any more (is Opsroom still installed in it?)")
+    if response.status_code != 200:  # after the pipeline's own retries
+        log.warning("team lookup answered %s", response.status_code)
+        raise RoomError("Teams is not answering just now; try again in a few minutes")
+    details = TeamDetails().deserialize(json.loads(response.text()))
+    if not details.aad_group_id:
+        raise RoomError("Teams did not say which Microsoft 365 group this team is")
+    return str(details.aad_group_id)
+
+
 class TurnTeams:
     """Teams operations on behalf of one turn, through its connector client."""
 
@@ -152,30 +175,13 @@ class TurnTeams:
 
     async def _team_group_id(self, team_id: str) -> str:
         """The team's AAD group id (what Graph calls the team): from this activity's channelData
-        when it comes from that team, else from the connector's GET /v3/teams/{id}.
-
-        Workaround: TeamsInfo.get_team_details builds a synchronous TeamsConnectorClient
-        (requests, a fresh msrest configuration) and calls it inside the event loop. The
-        async connector client has no teams operations, so send the same GET through its
-        pipeline: pooled session, bearer token and retries included.
-        """
+        when it comes from that team, else from the connector (team_group_id)."""
         if not team_id:
             raise RoomError("rooms are opened from a team channel")
         here = self._channel_data().get("team") or {}
         if here.get("id") == team_id and here.get("aadGroupId"):
             return str(here["aadGroupId"])
-        client = self._connector._client
-        url = client.format_url("/v3/teams/{teamId}", teamId=quote(team_id, safe=""))
-        response = await client.async_send(client.get(url, {}, {"Accept": "application/json"}), stream=False)
-        if response.status_code in (403, 404):
-            raise RoomError("Teams does not know this team any more (is Opsroom still installed in it?)")
-        if response.status_code != 200:  # after the pipeline's own retries
-            log.warning("team lookup answered %s", response.status_code)
-            raise RoomError("Teams is not answering just now; try again in a few minutes")
-        details = TeamDetails().deserialize(json.loads(response.text()))
-        if not details.aad_group_id:
-            raise RoomError("Teams did not say which Microsoft 365 group this team is")
-        return str(details.aad_group_id)
+        return await team_group_id(self._connector, team_id)
 
     def channel_reference(self) -> str:
         """A stored reference (JSON) to the channel this command came from: a post to it starts a new

@@ -8,6 +8,8 @@ from enum import StrEnum
 from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from core.agencies import models as _agencies  # noqa: F401  (the table invitation.agency refers to)
+from core.rooms import models as _rooms  # noqa: F401  (the table invitation.room_id refers to)
 from core.types import UTCDateTime
 
 

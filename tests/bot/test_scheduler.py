@@ -30,3 +30,14 @@ async def test_the_scheduler_carries_the_prune_and_sweep_jobs(db: Database) -> N
     assert jobs["prune-processed"].kwargs == {"keep_days": 3}
     assert jobs["prune-processed"].trigger.interval == timedelta(hours=6)
     assert jobs["sweep-openings"].trigger.interval == timedelta(minutes=1)
+
+
+async def test_the_access_tick_runs_every_two_minutes_when_given(db: Database) -> None:
+    async def access() -> None:
+        return None
+
+    scheduler = build_scheduler(db, keep_days=3, access=access)
+    job = scheduler.get_job("access")
+    assert job.trigger.interval == timedelta(minutes=2)
+    assert (job.coalesce, job.max_instances) == (True, 1)
+    assert build_scheduler(db, keep_days=3).get_job("access") is None
