@@ -25,6 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from bot import graph_guests
 from bot.graph import GraphClient
@@ -40,6 +41,8 @@ from core.rooms.models import Room
 from dialogs.access_cards import ended_notice, reminder_card
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 GroupOf = Callable[[Room], Awaitable[str]]
 """A room's team as Graph names it (its Microsoft 365 group id); Refused with the reason if unknown."""
@@ -89,15 +92,23 @@ class AccessTick:
                 log.exception("access tick: %s failed", part.__name__.strip("_"))
         return done
 
+    @staticmethod
+    async def _each(what: str, work: Awaitable[T]) -> T | None:
+        """One room's or one person's part of a tick: a failure is logged and leaves the others to go on."""
+        try:
+            return await work
+        except Exception:
+            log.exception("access tick: %s failed", what)
+            return None
+
     async def _end(self, done: Ticked) -> None:
         now = self.clock()
         for room_id in await self.db.run(lambda s: cleanup.ending(s, now=now), readonly=True):
-            while True:  # a room may have more than one batch to end
-                ending = await self.db.commit(functools.partial(
-                    cleanup.end, room_id=room_id, now=now, render=ended_notice, graph=self.graph is not None))
-                if ending is None:
-                    break
-                done.ended.append(ending)
+            end = functools.partial(cleanup.end, room_id=room_id, now=now, render=ended_notice,
+                                    graph=self.graph is not None)  # fmt: skip
+            what = f"ending access in room {room_id}"
+            while (ending := await self._each(what, self.db.commit(end))) is not None:
+                done.ended.append(ending)  # a room may have more than one batch to end
                 self.wake()
                 log.info("access ended in %s for %d guests", ending.room.key, len(ending.guests))
 
@@ -107,10 +118,11 @@ class AccessTick:
         now = self.clock()
         for invitation_id in await self.db.run(lambda s: cleanup.removals_due(s, now=now), readonly=True):
             claim = functools.partial(cleanup.claim_removal, invitation_id=invitation_id, now=now)
-            removing = await self.db.commit(claim)
+            removing = await self._each(f"claiming removal {invitation_id}", self.db.commit(claim))
             if removing is not None:
-                outcome = await self._take_out(removing, self.graph, self.group_of)
-                done.removals.append((removing.email, outcome))
+                what = f"removal {invitation_id}"  # a crash here: the lease runs out and a later tick retries
+                outcome = await self._each(what, self._take_out(removing, self.graph, self.group_of))
+                done.removals.append((removing.email, outcome or "failed"))
 
     async def _take_out(self, removing: Removing, graph: GraphClient, group_of: GroupOf) -> str:
         """Take one person out of their room's channel; record and audit how it went."""
@@ -142,8 +154,9 @@ class AccessTick:
     async def _remind(self, done: Ticked) -> None:
         now = self.clock()
         for room_id, week in await self.db.run(lambda s: reminder.due(s, now=now), readonly=True):
-            sent = await self.db.commit(
-                functools.partial(reminder.remind, room_id=room_id, week=week, now=now, render=reminder_card))
+            remind = functools.partial(reminder.remind, room_id=room_id, week=week, now=now,
+                                       render=reminder_card)  # fmt: skip
+            sent = await self._each(f"the reminder of room {room_id}", self.db.commit(remind))
             if sent is not None:
                 done.reminders.append(sent)
                 self.wake()
