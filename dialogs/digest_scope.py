@@ -23,10 +23,8 @@ from core.tasks.models import Task
 from core.tasks.service import shared_with
 from dialogs.facts import DecideMany, room_facts
 from dialogs.names import Names, Who, nameable, people
-from policies import Principal, PrincipalKind, Resource
-from policies.model import RoomRole
+from policies import Principal, Resource
 
-OFFICER_ROLES = frozenset({RoomRole.LEAD.value, RoomRole.MEMBER.value})
 PERSONAL = "digest.personal"
 
 
@@ -42,11 +40,9 @@ class Sight:
 
 
 def principal_of(member: RoomMember) -> Principal:
-    """A room member as the policy knows them when they are not the one asking: an officer for the
-    lead and members, a guest (of their agency) for every other role. Fails closed: an unknown role is
-    a guest."""
-    kind = PrincipalKind.OFFICER if member.role in OFFICER_ROLES else PrincipalKind.GUEST
-    return Principal(member.aad_id, member.tenant_id, kind, name=member.name, agency=member.agency)
+    """A room member as the policy knows them when they are not the one asking."""
+    return Principal.of_member(member.aad_id, member.tenant_id, member.role, name=member.name,
+                               agency=member.agency)  # fmt: skip
 
 
 def member_facts(room: Room, member: RoomMember, *, now: datetime) -> Resource:

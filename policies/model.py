@@ -36,6 +36,16 @@ class Principal:
     agency: str | None = None
     why: str = ""
 
+    @classmethod
+    def of_member(cls, aad_id: str, tenant_id: str | None, role: str, *, name: str | None = None,
+                  agency: str | None = None) -> Principal:  # fmt: skip
+        """A room member as the policy knows them when they are not the one asking (a digest's or a
+        reply's other readers): an officer for the lead and members, a guest (of their agency) for
+        every other role. Fails closed: an unknown role is a guest."""
+        officer = role in (RoomRole.LEAD.value, RoomRole.MEMBER.value)
+        return cls(aad_id, tenant_id, PrincipalKind.OFFICER if officer else PrincipalKind.GUEST, name=name,
+                   agency=agency)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Resource:
