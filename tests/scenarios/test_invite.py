@@ -157,3 +157,16 @@ async def test_access_ends_at_the_expiry_instant(rooms: Harness, db: Database, c
 
     assert "attachments" in before.replies[0]
     assert "attachments" not in at.replies[0] and "OP-LANTERN" not in json.dumps(at.replies)
+
+
+async def test_binding_by_the_ext_upn_alone_when_teams_gives_no_email(rooms: Harness, db: Database) -> None:
+    """A B2B guest account's UPN (`sam.guest_socialcare.example#EXT#@...`) is read back as the address
+    it was invited under; the roster gives no email here, so only the UPN can match."""
+    no_email = fixtures.member("guest", email=None, userRole="user", tenantId=fixtures.HOME_TENANT)
+    rooms.connector.add_member(fixtures.TEAM_ID, no_email)
+    thread = await _room(rooms, db)
+    await rooms.send(in_thread(rooms, thread, f"invite socialcare {SAM_EMAIL} --isa ISA-1"))
+
+    await rooms.send(in_thread(rooms, thread, "room status", from_=SAM))
+
+    assert rows(db, "SELECT status, bound_aad_id FROM invitation") == [("bound", fixtures.GUEST_AAD)]
