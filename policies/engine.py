@@ -11,8 +11,9 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import cedarpy
 from cedarpy import pst
@@ -95,6 +96,12 @@ class Policy:
         # A decision depends only on (kind, agency, action, facts): the principal entity carries nothing
         # else and the facts are the whole context. So decisions are remembered (a /help is a dozen).
         self._decided: dict[tuple[str, str, str, Resource], Decision] = {}
+        # Facts no policy reads cannot change a decision: they are left out of what is remembered, so a
+        # decision about one room serves every room (the default policy never reads `room_key`). A
+        # field counts as read if its name appears anywhere in the text (`context.f`, `context["f"]`,
+        # `context has f`, even a comment): never wrongly left out.
+        unread = {f.name: f.default for f in fields(Resource) if not re.search(rf"\b{f.name}\b", text)}
+        self._unread: Mapping[str, Any] = unread
         self.remember = True
         """Keep decisions (off: every decision goes to Cedar, as the benchmark measures it)."""
         self._lock = threading.Lock()
@@ -138,10 +145,16 @@ class Policy:
             if action not in self._mentioned:
                 raise PolicyError(f'no policy mentions the action "{action}"', path=self.source_name)
 
+    def _key(self, kind: str, agency: str, action: str, facts: Resource) -> tuple[str, str, str, Resource]:
+        """What a decision is remembered by: the facts the policy reads, and who and what."""
+        if self._unread:
+            facts = replace(facts, **self._unread)
+        return (kind, agency, action, facts)
+
     def decide(self, principal: Principal, action: str, resource: Resource | None = None) -> Decision:
         """One decision; never raises (an error denies)."""
         facts = resource or _NO_FACTS
-        key = (str(principal.kind), principal.agency or "", action, facts)
+        key = self._key(str(principal.kind), principal.agency or "", action, facts)
         known = self._decided.get(key) if self.remember else None
         if known is not None:
             return known
@@ -171,8 +184,9 @@ class Policy:
         decisions: list[Decision] = [UNKNOWN_ACTION] * len(requests)
         by_action: dict[str, list[int]] = {}
         kind, agency = str(principal.kind), principal.agency or ""
-        for i, (action, resource) in enumerate(requests):
-            key = (kind, agency, action, resource or _NO_FACTS)
+        keys = [self._key(kind, agency, action, resource or _NO_FACTS) for action, resource in requests]
+        for i, (action, _) in enumerate(requests):
+            key = keys[i]
             known = self._decided.get(key) if self.remember else None
             if known is not None:
                 decisions[i] = known
@@ -188,7 +202,7 @@ class Policy:
                     raise ValueError("Cedar answered a different number of requests")
                 for i, result in zip(positions, results, strict=True):
                     decisions[i] = self._decision(result)
-                    self._remember((kind, agency, action, requests[i][1] or _NO_FACTS), decisions[i])
+                    self._remember(keys[i], decisions[i])
             except Exception:
                 for i in positions:
                     decisions[i] = EVALUATION_ERROR
