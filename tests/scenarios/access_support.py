@@ -3,39 +3,22 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
-
-from sqlalchemy import text
 
 from bot.access import Ticked
 from bot.app import ACCESS
 from core.db import Database
 from tests import fixtures
 from tests.scenarios.conftest import Exchange, Harness
-from tests.scenarios.rooms_support import in_thread, open_room, room_thread
+from tests.scenarios.rooms_support import in_thread, open_room, register_agencies, room_thread
 
-SAM = {"id": fixtures.GUEST_ID, "aadObjectId": fixtures.GUEST_AAD, "name": fixtures.GUEST_NAME}
-SAM_EMAIL = "sam.guest@socialcare.example"
 KIM_EMAIL = "kim@socialcare.example"
 NIA_EMAIL = "nia@nhs.example"
 
 
-def agencies(db: Database) -> None:
-    """socialcare (socialcare.example) and health (nhs.example), registered straight in the store."""
-
-    def add(session: Any) -> None:
-        for key, domain in (("socialcare", "socialcare.example"), ("health", "nhs.example")):
-            session.execute(text("INSERT INTO agency (key, name, created_at) VALUES (:k, :n, :at)"),
-                            {"k": key, "n": f"{key} agency", "at": datetime(2026, 1, 1, tzinfo=UTC)})  # fmt: skip
-            session.execute(text("INSERT INTO agency_domain (agency, domain) VALUES (:k, :d)"), {"k": key, "d": domain})
-
-    db.transaction(add)
-
-
 async def lantern(harness: Harness, db: Database, command: str = "room open Operation Lantern --purpose County lines") -> str:
     """Partner agencies registered and a room opened by Ada: the room's thread (or channel)."""
-    agencies(db)
+    register_agencies(db)
     await open_room(harness, command)
     return room_thread(harness)
 

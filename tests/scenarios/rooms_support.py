@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -12,6 +13,23 @@ from tests.scenarios.conftest import Exchange, Harness
 
 SUPERVISOR = {"id": fixtures.SUPERVISOR_ID, "aadObjectId": fixtures.SUPERVISOR_AAD, "name": fixtures.SUPERVISOR_NAME}
 BEN = {"id": fixtures.OFFICER2_ID, "aadObjectId": fixtures.OFFICER2_AAD, "name": fixtures.OFFICER2_NAME}
+SAM = {"id": fixtures.GUEST_ID, "aadObjectId": fixtures.GUEST_AAD, "name": fixtures.GUEST_NAME}
+"""The guest fixture: a social-care worker with a B2B guest account in the force's team."""
+SAM_EMAIL = "sam.guest@socialcare.example"
+AGENCY_DOMAINS = (("socialcare", "socialcare.example"), ("health", "nhs.example"))
+
+
+def register_agencies(db: Database, pairs: tuple[tuple[str, str], ...] = AGENCY_DOMAINS) -> None:
+    """Partner agencies (key, email domain), registered straight in the store."""
+
+    def add(session: Any) -> None:
+        for key, domain in pairs:
+            session.execute(text("INSERT INTO agency (key, name, created_at) VALUES (:k, :n, :at)"),
+                            {"k": key, "n": f"{key} agency", "at": datetime(2026, 1, 1, tzinfo=UTC)})  # fmt: skip
+            session.execute(text("INSERT INTO agency_domain (agency, domain) VALUES (:k, :d)"),
+                            {"k": key, "d": domain})  # fmt: skip
+
+    db.transaction(add)
 
 
 def in_thread(harness: Harness, conversation_id: str, text_: str, **overrides: Any) -> dict[str, Any]:

@@ -4,18 +4,13 @@ the guest's first activity in the room's thread binding them; and the guest's ow
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
-
-from sqlalchemy import text
 
 from core.db import Database
 from tests import fixtures
 from tests.scenarios.conftest import Exchange, Harness
-from tests.scenarios.rooms_support import in_thread, open_room, room_thread
+from tests.scenarios.rooms_support import SAM, SAM_EMAIL, in_thread, open_room, register_agencies, room_thread
 
-SAM = {"id": fixtures.GUEST_ID, "aadObjectId": fixtures.GUEST_AAD, "name": fixtures.GUEST_NAME}
-SAM_EMAIL = "sam.guest@socialcare.example"
 SAM_CHAT = "a:1SamGuestPersonalChat"
 HANA_AAD = "eeeeeeee-0000-4000-8000-000000000001"
 HANA_NAME = "Hana Health (NHS)"
@@ -23,21 +18,9 @@ CARA_AAD = "eeeeeeee-0000-4000-8000-000000000002"
 CARA_NAME = "Cara Colleague (Social Care)"
 
 
-def agencies(db: Database) -> None:
-    """Social care (Sam's) and health, registered with their email domains."""
-
-    def add(session: Any) -> None:
-        for key, domain in (("socialcare", "socialcare.example"), ("health", "nhs.example")):
-            session.execute(text("INSERT INTO agency (key, name, created_at) VALUES (:k, :n, :at)"),
-                            {"k": key, "n": f"{key} agency", "at": datetime(2026, 1, 1, tzinfo=UTC)})  # fmt: skip
-            session.execute(text("INSERT INTO agency_domain (agency, domain) VALUES (:k, :d)"), {"k": key, "d": domain})
-
-    db.transaction(add)
-
-
 async def room_with_sam(rooms: Harness, db: Database, *, terms: str = "") -> str:
     """OP-LANTERN, led by Ada, with Sam (social care) invited on these /invite terms and bound; its thread."""
-    agencies(db)
+    register_agencies(db)
     await open_room(rooms, "room open Operation Lantern --purpose County lines")
     thread = room_thread(rooms)
     invited = await rooms.send(in_thread(rooms, thread, f"invite socialcare {SAM_EMAIL} --isa ISA-1 {terms}"))

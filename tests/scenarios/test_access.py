@@ -12,8 +12,6 @@ from tests import fixtures
 from tests.scenarios.access_support import (
     KIM_EMAIL,
     NIA_EMAIL,
-    SAM,
-    SAM_EMAIL,
     buttons,
     card,
     chat_posts,
@@ -25,7 +23,7 @@ from tests.scenarios.access_support import (
     texts,
 )
 from tests.scenarios.conftest import Clock, Harness
-from tests.scenarios.rooms_support import BEN, SUPERVISOR, rows
+from tests.scenarios.rooms_support import BEN, SAM, SAM_EMAIL, SUPERVISOR, rows
 
 ISA = "ISA-2026-014"
 

@@ -15,8 +15,6 @@ from tests.fakes.connector import FakeConnector
 from tests.fakes.graph import FakeGraph
 from tests.scenarios.access_support import (
     KIM_EMAIL,
-    SAM,
-    SAM_EMAIL,
     card,
     chat_posts,
     events,
@@ -27,7 +25,7 @@ from tests.scenarios.access_support import (
     tick,
 )
 from tests.scenarios.conftest import BASE_SETTINGS, Clock, Harness, serving
-from tests.scenarios.rooms_support import rows
+from tests.scenarios.rooms_support import SAM, SAM_EMAIL, rows
 
 ENDS = datetime(2026, 12, 2, 23, 59, tzinfo=UTC)  # --expires 2026-12-02: the end of that day in London (GMT)
 

@@ -10,8 +10,6 @@ from tests import fixtures
 from tests.scenarios.access_support import (
     KIM_EMAIL,
     NIA_EMAIL,
-    SAM,
-    SAM_EMAIL,
     buttons,
     chat_posts,
     events,
@@ -22,7 +20,7 @@ from tests.scenarios.access_support import (
     tick,
 )
 from tests.scenarios.conftest import Clock, Harness
-from tests.scenarios.rooms_support import rows
+from tests.scenarios.rooms_support import SAM, SAM_EMAIL, rows
 
 MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # 09:00 in London (GMT), week 2026-W49
 

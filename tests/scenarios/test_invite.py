@@ -6,28 +6,24 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
-
 from core.db import Database
 from tests import fixtures
 from tests.scenarios.conftest import Clock, Harness
-from tests.scenarios.rooms_support import BEN, SUPERVISOR, in_thread, open_room, room_thread, rows
-
-SAM = {"id": fixtures.GUEST_ID, "aadObjectId": fixtures.GUEST_AAD, "name": fixtures.GUEST_NAME}
-SAM_EMAIL = "sam.guest@socialcare.example"
-
-
-def _agency(db: Database, key: str = "socialcare", domain: str = "socialcare.example") -> None:
-    def add(session: Any) -> None:
-        session.execute(text("INSERT INTO agency (key, name, created_at) VALUES (:k, :n, :at)"),
-                        {"k": key, "n": f"{key} agency", "at": datetime(2026, 1, 1, tzinfo=UTC)})  # fmt: skip
-        session.execute(text("INSERT INTO agency_domain (agency, domain) VALUES (:k, :d)"), {"k": key, "d": domain})
-
-    db.transaction(add)
+from tests.scenarios.rooms_support import (
+    BEN,
+    SAM,
+    SAM_EMAIL,
+    SUPERVISOR,
+    in_thread,
+    open_room,
+    register_agencies,
+    room_thread,
+    rows,
+)
 
 
 async def _room(rooms: Harness, db: Database) -> str:
-    _agency(db)
+    register_agencies(db)
     await open_room(rooms, "room open Operation Lantern --purpose County lines, Hightown")
     return room_thread(rooms)
 
