@@ -21,6 +21,7 @@ from core.db import Database
 from dialogs.registry import Router
 from tests import fixtures
 from tests.fakes.connector import FakeConnector, PostedActivity
+from tests.fakes.graph import FakeGraph
 from tests.fakes.openid import FakeOpenId
 
 BASE_SETTINGS = Settings(
@@ -28,6 +29,13 @@ BASE_SETTINGS = Settings(
     home_domains=frozenset({"opsroom.example"}),
     supervisors=frozenset({fixtures.SUPERVISOR_AAD}),
 )
+
+
+def with_graph_settings(base: Settings, graph: FakeGraph, **more: Any) -> Settings:
+    """base, with Microsoft Graph configured against the fake Graph (and any other settings given)."""
+    return replace(base, graph_tenant_id=graph.tenant_id, graph_client_id=graph.client_id,
+                   graph_client_secret=graph.client_secret, graph_url=graph.graph_url,
+                   graph_login_url=graph.login_url, **more)  # fmt: skip
 
 
 @dataclass

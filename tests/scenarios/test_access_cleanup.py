@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,7 +23,7 @@ from tests.scenarios.access_support import (
     texts,
     tick,
 )
-from tests.scenarios.conftest import BASE_SETTINGS, Clock, Harness, serving
+from tests.scenarios.conftest import BASE_SETTINGS, Clock, Harness, serving, with_graph_settings
 from tests.scenarios.rooms_support import SAM, SAM_EMAIL, rows
 
 ENDS = datetime(2026, 12, 2, 23, 59, tzinfo=UTC)  # --expires 2026-12-02: the end of that day in London (GMT)
@@ -40,9 +39,7 @@ async def graph() -> AsyncIterator[FakeGraph]:
 
 @pytest.fixture
 async def with_graph(db: Database, connector: FakeConnector, graph: FakeGraph, clock: Clock) -> AsyncIterator[Harness]:
-    settings = replace(BASE_SETTINGS, graph_tenant_id=graph.tenant_id, graph_client_id=graph.client_id,
-                       graph_client_secret=graph.client_secret, graph_url=graph.graph_url,
-                       graph_login_url=graph.login_url)  # fmt: skip
+    settings = with_graph_settings(BASE_SETTINGS, graph)
     async with serving(settings, connector, db, clock=clock) as running:
         yield running
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -13,7 +12,7 @@ from core.db import Database
 from tests import fixtures
 from tests.fakes.connector import FakeConnector
 from tests.fakes.graph import FakeGraph
-from tests.scenarios.conftest import BASE_SETTINGS, Clock, Harness, serving
+from tests.scenarios.conftest import BASE_SETTINGS, Clock, Harness, serving, with_graph_settings
 from tests.scenarios.rooms_support import in_thread, open_room, rows
 
 
@@ -27,9 +26,7 @@ async def graph() -> AsyncIterator[FakeGraph]:
 
 @pytest.fixture
 async def with_graph(db: Database, connector: FakeConnector, graph: FakeGraph, clock: Clock) -> AsyncIterator[Harness]:
-    settings = replace(BASE_SETTINGS, graph_tenant_id=graph.tenant_id, graph_client_id=graph.client_id,
-                       graph_client_secret=graph.client_secret, graph_url=graph.graph_url,
-                       graph_login_url=graph.login_url)  # fmt: skip
+    settings = with_graph_settings(BASE_SETTINGS, graph)
     async with serving(settings, connector, db, clock=clock) as running:
         yield running
 

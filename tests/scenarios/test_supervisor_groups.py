@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import pytest
 
@@ -11,7 +10,7 @@ from core.db import Database
 from tests import fixtures
 from tests.fakes.connector import FakeConnector
 from tests.fakes.graph import FakeGraph
-from tests.scenarios.conftest import BASE_SETTINGS, Harness, serving
+from tests.scenarios.conftest import BASE_SETTINGS, Harness, serving, with_graph_settings
 
 SUPERVISORS_GROUP = "ffffffff-0000-4000-8000-000000000001"
 
@@ -27,12 +26,7 @@ async def graph() -> AsyncIterator[FakeGraph]:
 
 @pytest.fixture
 async def grouped(db: Database, connector: FakeConnector, graph: FakeGraph) -> AsyncIterator[Harness]:
-    settings = replace(
-        BASE_SETTINGS,
-        supervisors=frozenset({SUPERVISORS_GROUP}),
-        graph_tenant_id=graph.tenant_id, graph_client_id=graph.client_id,
-        graph_client_secret=graph.client_secret, graph_url=graph.graph_url, graph_login_url=graph.login_url,
-    )  # fmt: skip
+    settings = with_graph_settings(BASE_SETTINGS, graph, supervisors=frozenset({SUPERVISORS_GROUP}))
     async with serving(settings, connector, db) as running:
         yield running
 

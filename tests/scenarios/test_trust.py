@@ -14,7 +14,7 @@ from tests import fixtures
 from tests.fakes.connector import FakeConnector
 from tests.fakes.graph import FakeGraph
 from tests.fakes.openid import FakeOpenId
-from tests.scenarios.conftest import BASE_SETTINGS, Clock, Harness, serving
+from tests.scenarios.conftest import BASE_SETTINGS, Clock, Harness, serving, with_graph_settings
 from tests.scenarios.rooms_support import in_thread, open_room, room_thread, rows
 
 GUEST = {"id": fixtures.GUEST_ID, "aadObjectId": fixtures.GUEST_AAD, "name": fixtures.GUEST_NAME}
@@ -115,9 +115,7 @@ async def graph() -> AsyncIterator[FakeGraph]:
 
 @pytest.fixture
 async def with_graph(db: Database, connector: FakeConnector, graph: FakeGraph) -> AsyncIterator[Harness]:
-    settings = replace(BASE_SETTINGS, home_domains=frozenset(), graph_tenant_id=graph.tenant_id,
-                       graph_client_id=graph.client_id, graph_client_secret=graph.client_secret,
-                       graph_url=graph.graph_url, graph_login_url=graph.login_url)  # fmt: skip
+    settings = with_graph_settings(BASE_SETTINGS, graph, home_domains=frozenset())
     async with serving(settings, connector, db) as running:
         yield running
 
@@ -140,9 +138,7 @@ async def test_graph_user_type_guest_wins_over_the_roster(with_graph: Harness, g
 async def test_an_officers_group_narrows_officers(db: Database, connector: FakeConnector, graph: FakeGraph) -> None:
     group = "eeeeeeee-0000-4000-8000-000000000001"
     graph.add_group_member(group, fixtures.OFFICER_AAD)
-    settings = replace(BASE_SETTINGS, officers_group=group, graph_tenant_id=graph.tenant_id,
-                       graph_client_id=graph.client_id, graph_client_secret=graph.client_secret,
-                       graph_url=graph.graph_url, graph_login_url=graph.login_url)  # fmt: skip
+    settings = with_graph_settings(BASE_SETTINGS, graph, officers_group=group)
     async with serving(settings, connector, db) as running:
         ben = {"id": fixtures.OFFICER2_ID, "aadObjectId": fixtures.OFFICER2_AAD, "name": fixtures.OFFICER2_NAME}
         refused = await running.say("channel_message_mention", "room open Op Kestrel", from_=ben)
