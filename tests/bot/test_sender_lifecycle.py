@@ -136,10 +136,11 @@ async def test_rows_of_a_crashed_sender_are_taken_over_after_its_lease(
 async def test_leases_are_renewed_while_rows_wait_for_their_turn(
     db: Database, connector: FakeConnector, outbound: Outbound
 ) -> None:
-    # One post per 0.8 s into the conversation: its six rows wait about 4 s, twice their 2 s lease
-    # (a lease this long leaves renewal, every third of it, slack on a loaded CI machine).
+    # One post per 1.6 s into the conversation: its six rows wait about 8 s, twice their 4 s lease
+    # (a lease this long leaves renewal, every third of it, slack on a loaded CI machine, where a
+    # renewal's commit can queue behind other work for over a second).
     slow = SenderSettings(
-        poll_interval=0.05, lease=timedelta(seconds=2), conversation_limits=(Limit(1, 0.8),)
+        poll_interval=0.05, lease=timedelta(seconds=4), conversation_limits=(Limit(1, 1.6),)
     )
     holder, rival = make_sender(db, outbound, slow), make_sender(db, outbound, FAST)
     await holder.start()
@@ -148,7 +149,7 @@ async def test_leases_are_renewed_while_rows_wait_for_their_turn(
         holder.wake()
         await connector.wait_for_activities(1)  # the holder has claimed all six and sent the first
         await rival.start()
-        done = await settled(db, ids, timeout=10)
+        done = await settled(db, ids, timeout=20)
     finally:
         await rival.stop()
         await holder.stop()
