@@ -81,7 +81,8 @@ class Locator:
             else:
                 room = None
         if key and room is None:
-            turn.outcome = "no_room"  # the same answer whether the room exists or not
+            turn.outcome = "no_room"  # the same answer whether the room exists or not; the audit tells
+            turn.detail = "room not visible to the caller" if located.room is not None else "no such room"
             shown = escape_message(safe.clean(key.upper(), 40) or "")
             turn.reply = Reply(text=f"There is no room {shown} that you can see.")
             return False

@@ -103,7 +103,7 @@ class Turn:
                         self.conversation.conversation_id, self.note.room_key or self.resource.room_key),
             activity_id=self.activity.id,
             activity_type=_activity_type(self.activity),
-            arguments=route.arguments if route else {},
+            arguments={**(route.arguments if route else {}), **self.note.arguments},
             decision=None if self.decision is None else ("allow" if self.decision.allowed else "deny"),
             rule=self.decision.rule if self.decision else None,
             justification=self.note.justification or self._purpose(),

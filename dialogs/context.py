@@ -96,6 +96,8 @@ class AuditNote:
     detail: str | None = None
     room_key: str | None = None
     outcome: str | None = None  # e.g. "refused" when the handler declined; default "ok"
+    arguments: dict[str, Any] = field(default_factory=dict)
+    """Added to the event's arguments (facts the handler found, e.g. `own` on /audit)."""
 
 
 class May(Protocol):

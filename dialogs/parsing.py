@@ -46,6 +46,8 @@ class Args(BaseModel):
     rest: ClassVar[bool] = True
     labels: ClassVar[dict[str, str]] = {}
     private: ClassVar[frozenset[str]] = frozenset()
+    hidden: ClassVar[frozenset[str]] = frozenset()
+    """Flags left out of the usage line: set by the bot's own buttons (paging), not for typing."""
 
     @field_validator("*")
     @classmethod
@@ -239,7 +241,7 @@ def usage(words: str, model: type[Args]) -> str:
         label = name.replace("_", "-")
         parts.append(f"<{label}>" if info.is_required() else f"[{label}]")
     for name, info in model.model_fields.items():
-        if name in model.positional:
+        if name in model.positional or name in model.hidden:
             continue
         flag = _flag(name)
         choices = _choices(info.annotation)

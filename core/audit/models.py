@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
+
+from core.types import UTCDateTime
 
 GENESIS_HASH = "0" * 64
 
@@ -24,6 +27,9 @@ class AuditEvent(SQLModel, table=True):
         Index("ix_audit_event_at", "at"),
         Index("ix_audit_event_room_seq", "room_key", "seq"),
         Index("ix_audit_event_actor_seq", "actor_aad_id", "seq"),
+        Index("ix_audit_event_action_seq", "action", "seq"),
+        Index("ix_audit_event_agency_seq", "actor_agency", "seq"),
+        Index("ix_audit_event_decision_seq", "decision", "seq"),
     )
 
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
@@ -76,6 +82,32 @@ class AuditMeta(SQLModel, table=True):
 
     key: str = Field(sa_column=Column(String(64), primary_key=True))
     value: str = Field(sa_column=Column(String(256), nullable=False))
+
+
+class AuditExport(SQLModel, table=True):
+    """An export a supervisor asked for in Teams: offered with a file consent card, then accepted
+    (written, uploaded, recorded as a disclosure) or declined. The file is written only on accept,
+    from the events up to `upto_seq` (the head when it was asked for), so it is what was asked for."""
+
+    __tablename__ = "audit_export"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    requested_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    requested_by: str = Field(sa_column=Column(String(64), nullable=False))
+    requested_tenant: str | None = Field(default=None, sa_column=Column(String(64)))
+    requested_name: str | None = Field(default=None, sa_column=Column(String(256)))
+    conversation_id: str = Field(sa_column=Column(String(512), nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    recipients: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
+    filters: str = Field(sa_column=Column(Text, nullable=False))  # JSON of AuditFilter.to_json()
+    format: str = Field(sa_column=Column(String(8), nullable=False))  # csv | jsonl
+    upto_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    state: str = Field(sa_column=Column(String(16), nullable=False))  # offered|delivered|declined|failed
+    file_name: str = Field(sa_column=Column(String(128), nullable=False))
+    rows: int | None = Field(default=None, sa_column=Column(Integer))
+    size: int | None = Field(default=None, sa_column=Column(BigInteger))
+    sha256: str | None = Field(default=None, sa_column=Column(String(64)))
+    answered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
 
 
 SIGNING_BEGAN_AFTER = "signing_began_after"

@@ -39,6 +39,9 @@ class Room(SQLModel, table=True):
     task_seq: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
     """The last task number given out in this room (bumped in the adding transaction)."""
     template: str | None = Field(default=None, sa_column=Column(String(40)))
+    working_hours: str | None = Field(default=None, sa_column=Column(String(32)))
+    """The room's own working hours ("07:00-19:00 Mon-Fri", "always") for the guest-after-hours
+    oversight rule; None: the rule's default."""
     lead_aad_id: str = Field(sa_column=Column(String(64), nullable=False))
     lead_name: str | None = Field(default=None, sa_column=Column(String(256)))
     tenant_id: str = Field(sa_column=Column(String(64), nullable=False))

@@ -40,7 +40,7 @@ def _pg_refuse_function_exists(db: Database) -> bool:
 
 
 def test_head_is_known() -> None:
-    assert schema.head_revision() == "0008"
+    assert schema.head_revision() == "0009"
 
 
 def test_upgrade_from_empty_creates_tables_and_triggers(fresh_db: Database) -> None:
@@ -58,7 +58,8 @@ def test_upgrade_from_empty_creates_tables_and_triggers(fresh_db: Database) -> N
 
 def test_the_models_match_the_migrated_schema(db: Database) -> None:
     """Every table, column, type, index and constraint the models declare is what migrations made."""
-    for package in ("agencies", "audit", "dedupe", "digest", "invitations", "outbox", "rooms", "tasks"):
+    packages = ("agencies", "audit", "dedupe", "digest", "invitations", "outbox", "oversight", "rooms", "tasks")
+    for package in packages:
         importlib.import_module(f"core.{package}.models")
 
     with db.engine.connect() as connection:
