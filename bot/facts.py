@@ -13,6 +13,7 @@ from bot.pipeline import Loader
 from bot.turn import Turn
 from core import text as safe
 from core.agencies import service as agencies
+from core.audit.models import AuditExport
 from core.db import Database
 from core.tasks import service as tasks
 from core.tasks.models import Task
@@ -103,7 +104,26 @@ async def assignee(turn: Turn, field: str, *, db: Database) -> None:
     turn.route.arguments[f"{field}_aad_id"] = found.aad_id
 
 
+async def export(turn: Turn, field: str, *, db: Database) -> None:
+    """The audit export a file consent answer is about: found only when it is the caller's own and still on
+    offer (an answer to someone else's offer, or a second answer, gets one reply either way). Its
+    recorded reason is the request's justification."""
+    number = getattr(turn.route.args if turn.route else None, field, None)
+    principal = turn.principal
+    if not isinstance(number, int) or principal is None or not principal.aad_id:
+        return
+    found = await db.run(lambda s: s.get(AuditExport, number), readonly=True)
+    mine = found is not None and found.requested_by == principal.aad_id.lower() and found.state == "offered"
+    absent = "That export is no longer on offer: ask for it again with `/audit export`."
+    turn.facts.named = Named(absent, see="audit.export", exists=mine, usage=False)
+    if mine and found is not None:
+        turn.facts.export = found
+        turn.note.justification = found.reason
+        turn.resource = replace(turn.resource, has_justification=bool(found.reason.strip()))
+
+
 def loaders(db: Database) -> Mapping[str, Loader]:
     """Every fact kind's loader; those that read the store get it here."""
     return {"person": person, "justification": justification, "task": functools.partial(task, db=db),
-            "assignee": functools.partial(assignee, db=db)}  # fmt: skip
+            "assignee": functools.partial(assignee, db=db),
+            "export": functools.partial(export, db=db)}  # fmt: skip

@@ -82,6 +82,12 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
         await turn_context.send_activity(invoke_ack(None))
         return None
 
+    async def on_teams_file_consent_accept(self, turn_context: TurnContext, response: Any) -> None:
+        await self._run_command(turn_of(turn_context))
+
+    async def on_teams_file_consent_decline(self, turn_context: TurnContext, response: Any) -> None:
+        await self._run_command(turn_of(turn_context))
+
     async def on_teams_members_added(
         self, members_added: list[TeamsChannelAccount], team_info: TeamInfo, turn_context: TurnContext
     ) -> None:

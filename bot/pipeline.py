@@ -27,7 +27,7 @@ from bot.locating import Locator
 from bot.routing import route
 from bot.turn import Turn
 from bot.work import failed as _failed
-from bot.work import invoke_ack, run_staged, to_activity
+from bot.work import invoke_answer, run_staged, to_activity
 from core.audit import flows
 from core.audit.flows import DuplicateActivity
 from core.db import Database
@@ -299,7 +299,8 @@ class Pipeline:
             turn.detail = f"not visible to the caller ({named.see})"
         else:
             turn.outcome, turn.detail = "refused", "not found"
-        turn.reply = Reply(text=f"{named.absent}\n\nUsage: **{escape_message(command.usage)}**")
+        usage = f"\n\nUsage: **{escape_message(command.usage)}**" if named.usage else ""
+        turn.reply = Reply(text=f"{named.absent}{usage}")
         return False
 
     # -- replies -----------------------------------------------------------------------------
@@ -321,7 +322,8 @@ class Pipeline:
                 if key is not None:
                     self._delivered_now(key)
         if context.activity.type == ActivityTypes.invoke:  # buffered by the adapter: the last one wins
-            await context.send_activity(invoke_ack(reply if isinstance(reply, Reply) else None))
+            answer = invoke_answer(context.activity, reply if isinstance(reply, Reply) else None)
+            await context.send_activity(answer)
 
     async def close(self) -> None:
         """Write the marks still waiting, and wait for background writes (at shutdown)."""

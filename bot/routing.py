@@ -9,6 +9,7 @@ from typing import Any
 from botbuilder.schema import Activity, ActivityTypes
 
 from bot.turn import Route
+from dialogs.audit_export import CONSENT, ConsentArgs
 from dialogs.registry import CommandParseError, Router, UnknownCommand
 
 # Only mention markup: any other <...> in the text is what the person typed (Agents Playground sends it as
@@ -89,6 +90,28 @@ def route_command(router: Router, text: str, given: dict[str, str] | None = None
     return Route("command", parsed.command.action_of(parsed.args), parsed.command, parsed.args, arguments)
 
 
+def _file_consent(value: Any) -> Route:
+    """A person's answer to a FileConsentCard: the export its context names, and where Teams says to upload
+    it. Only this path fills the upload fields: no typed command or card button can."""
+    value = value if isinstance(value, dict) else {}
+    context = value.get("context") if isinstance(value.get("context"), dict) else {}
+    info = value.get("uploadInfo") if isinstance(value.get("uploadInfo"), dict) else {}
+    number = context.get("export") if isinstance(context, dict) else None
+    if not isinstance(number, int) or isinstance(number, bool):
+        return Route("unknown", "command.unknown", arguments={"file_consent": "no export named"})
+    accept = value.get("action") == "accept"
+
+    def text(key: str) -> str | None:
+        found = info.get(key) if isinstance(info, dict) else None
+        return found if isinstance(found, str) and found else None
+
+    args = ConsentArgs(export=number, accept=accept, upload_url=text("uploadUrl"),
+                       content_url=text("contentUrl"), name=text("name"), unique_id=text("uniqueId"),
+                       file_type=text("fileType"))  # fmt: skip
+    return Route("command", CONSENT.action, CONSENT, args,
+                 arguments={"export": number, "answer": "accept" if accept else "decline"})  # fmt: skip
+
+
 def route(router: Router, activity: Activity) -> Route:
     """Decide what an inbound activity is."""
     kind = activity.type
@@ -102,6 +125,8 @@ def route(router: Router, activity: Activity) -> Route:
         if submitted is None:
             return Route("unknown", "command.unknown", arguments={"card": "no command"})
         return route_command(router, *submitted)
+    if kind == ActivityTypes.invoke and activity.name == "fileConsent/invoke":
+        return _file_consent(activity.value)
     if kind == ActivityTypes.conversation_update:
         bot_id = activity.recipient.id if activity.recipient else None
         added = [m.id for m in activity.members_added or []]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +25,7 @@ from botbuilder.schema import (
 )
 from botbuilder.schema.teams import TeamDetails
 
-from bot import graph_guests
+from bot import graph_guests, uploads
 from bot.graph import GraphClient, GraphError
 from bot.identity import Identity, Member
 from core.rooms.flows import RoomError
@@ -89,6 +90,9 @@ class TurnTeams:
         self.graph = graph
         self.identity = identity
         self.graph_configured = graph is not None
+
+    async def upload_file(self, url: str, path: Path, size: int) -> None:
+        await uploads.upload(url, path, size)
 
     @property
     def _connector(self) -> Any:

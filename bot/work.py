@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from botbuilder.core import CardFactory, MessageFactory
-from botbuilder.schema import Activity, ActivityTypes, InvokeResponse
+from botbuilder.schema import Activity, ActivityTypes, Attachment, InvokeResponse
 from sqlmodel import Session
 
 from bot.turn import Turn
@@ -48,6 +48,11 @@ def joiner(room: Room, principal: Principal, now: datetime) -> Callable[[Session
 
 def to_activity(reply: Reply) -> Activity:
     """A message activity for a Reply."""
+    if reply.card is None and reply.attachment is not None:
+        message = MessageFactory.attachment(Attachment().deserialize(reply.attachment))
+        if reply.text:
+            message.text = reply.text
+        return message
     if reply.card is not None:
         message = MessageFactory.attachment(CardFactory.adaptive_card(reply.card))
         if reply.text:
@@ -56,6 +61,14 @@ def to_activity(reply: Reply) -> Activity:
     message = MessageFactory.text(reply.text or "")
     message.text_format = "markdown"
     return message
+
+
+def invoke_answer(activity: Activity, reply: Reply | None) -> Activity:
+    """The invoke response of an invoke activity: a file consent answer takes a plain 200 (Teams shows
+    nothing from it; the bot's FileInfoCard or message is the answer), a card action a short message."""
+    if activity.name == "fileConsent/invoke":
+        return Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200))
+    return invoke_ack(reply)
 
 
 def invoke_ack(reply: Reply | None) -> Activity:

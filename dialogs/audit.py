@@ -9,6 +9,7 @@ from sqlmodel import Session
 from core.audit import protection, service, signatures, signing
 from core.audit.chain import VerifyResult
 from core.audit.signatures import RoomReport
+from dialogs import audit_export, audit_query
 from dialogs.context import CommandContext, Reply
 from dialogs.registry import Router
 from dialogs.rooms import RoomArgs
@@ -16,6 +17,8 @@ from dialogs.text import code
 from policies import Resource
 
 router = Router()
+router.include(audit_query.router)
+router.include(audit_export.router)
 
 REPORT_IT = "Report this to your information security team."
 NO_KEY = "Signatures not checked: this instance has no signing key."

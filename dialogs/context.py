@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from sqlmodel import Session
 
+from core.audit.models import AuditExport
 from core.db import Database
 from core.rooms.models import Room
 from core.rooms.templates import Template
@@ -21,17 +23,21 @@ T = TypeVar("T")
 
 @dataclass
 class Reply:
-    """Text (Markdown) and/or an Adaptive Card to send back."""
+    """Text (Markdown) and/or an Adaptive Card to send back, or another attachment (a Teams file card:
+    {"contentType", "name", "content", "contentUrl"}) in the card's place."""
 
     text: str | None = None
     card: dict[str, Any] | None = None
+    attachment: dict[str, Any] | None = None
 
     def activity(self) -> dict[str, Any]:
         """The message activity (Bot Framework JSON) carrying this reply, e.g. for the outbox."""
         out: dict[str, Any] = {"type": "message"}
         if self.card is not None:
             out["attachments"] = [{"contentType": ADAPTIVE_CARD, "content": self.card}]
-        if self.text or self.card is None:
+        elif self.attachment is not None:
+            out["attachments"] = [dict(self.attachment)]
+        if self.text or (self.card is None and self.attachment is None):
             out["text"], out["textFormat"] = self.text or "", "markdown"
         return out
 
@@ -157,6 +163,7 @@ class Named:
     absent: str  # Markdown: "There is no task #4 in OP-LANTERN."
     see: str
     exists: bool
+    usage: bool = True  # follow the answer with the command's usage (not for what no one types)
 
 
 @dataclass
@@ -173,6 +180,8 @@ class Loaded:
     """Whom an argument names that could not be found (Markdown), for the handler to answer with."""
     notes: list[str] = field(default_factory=list)
     """What a loader could not find, told to the caller if the policy refuses."""
+    export: AuditExport | None = None
+    """An audit export on offer to the caller (a file consent answer's)."""
 
 
 @dataclass(frozen=True)
@@ -185,10 +194,18 @@ class GuestAccess:
     user_id: str | None = None  # the guest account's object id in the force's tenant, when known
 
 
+class UploadFailed(Exception):
+    """A file could not be uploaded where Teams said (the message is safe to show)."""
+
+
 class Teams(Protocol):
     """What handlers may ask of Teams; bot/ implements it for the current turn."""
 
     graph_configured: bool
+
+    async def upload_file(self, url: str, path: Path, size: int) -> None:
+        """Upload a file the person accepted with a FileConsentCard to the URL Teams gave; UploadFailed."""
+        ...
 
     async def create_thread(self, card: dict[str, Any]) -> Space:
         """Start a new thread in the current channel with this card."""

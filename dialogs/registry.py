@@ -11,7 +11,7 @@ from typing import Any
 from dialogs.context import CommandContext, Later, Reply
 from dialogs.parsing import Args, NoArgs, ParseError, parse_args, tokenize, usage
 
-FACT_KINDS = frozenset({"person", "justification", "task", "assignee"})
+FACT_KINDS = frozenset({"person", "justification", "task", "assignee", "export"})
 
 Handler = Callable[[CommandContext, Any], Awaitable[Reply | Later]]
 

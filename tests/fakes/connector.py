@@ -36,6 +36,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from tests.fakes.connector_files import UploadSlots
 from tests.fakes.connector_limits import TEAMS_THREAD_LIMITS, ConversationLimits
 from tests.fakes.connector_records import FailureRule, PostedActivity, RecordedRequest, error_body
 from tests.fakes.connector_routes import ConnectorRoutes, base_conversation_id, classify
@@ -62,6 +63,8 @@ class FakeConnector(ConnectorRoutes):
         self._failures: list[FailureRule] = []
         self.limits = ConversationLimits()
         """Teams' per-thread throttling and refused conversations (off until asked for)."""
+        self.uploads = UploadSlots()
+        """OneDrive upload sessions of the file consent flow (`offer_upload`)."""
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -333,9 +336,19 @@ class FakeConnector(ConnectorRoutes):
         )
 
     # ------------------------------------------------------------------ server
+    def offer_upload(self, name: str) -> dict[str, Any]:
+        """What Teams does when a FileConsentCard is accepted: an upload session (the invoke's uploadInfo)."""
+        with self._lock:
+            return self.uploads.offer(self.url, name)
+
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.raw_path.split("?", 1)[0]
         segments = [unquote(s) for s in raw_path.split("/") if s]
+        if len(segments) == 2 and segments[0] == "upload" and request.method == "PUT":
+            body = await request.read()
+            with self._lock:
+                status, answer = self.uploads.put(segments[1], dict(request.headers.items()), body)
+            return web.json_response(answer, status=status)
         decoded_path = "/" + "/".join(segments)
         body_text = await request.text()
         rec = RecordedRequest(
