@@ -14,6 +14,7 @@ from sqlmodel import Session, col
 
 from core.audit.models import AuditEvent
 from core.audit.service import utc_stamp
+from core.errors import Refused
 from core.oversight.engine import Alert, Seen
 from core.oversight.models import (
     MONITOR,
@@ -23,6 +24,7 @@ from core.oversight.models import (
     OversightMute,
     OversightTarget,
 )
+from core.rooms.models import Room
 
 SEEN_COLUMNS = ("seq", "at", "actor_aad_id", "actor_kind", "action", "outcome", "actor_name", "actor_agency",
                 "room_key", "decision", "rule", "arguments", "detail")  # fmt: skip
@@ -201,3 +203,17 @@ def unmute(session: Session, *, rule: str, now: datetime) -> int:
     result = session.execute(update(table).where(table.c.rule == rule, table.c.until > now).values(until=now),
                              execution_options={"preserve_rowcount": True})  # fmt: skip
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------- rooms' working hours
+
+
+def set_working_hours(session: Session, *, room_id: int, hours: str | None) -> str | None:
+    """A room's own working hours for the guest-after-hours rule (None: the rule's default); the old ones."""
+    room = session.get(Room, room_id, populate_existing=True)
+    if room is None:
+        raise Refused("the room is gone")
+    before, room.working_hours = room.working_hours, hours
+    session.add(room)
+    session.flush()
+    return before

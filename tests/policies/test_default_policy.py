@@ -186,6 +186,10 @@ TABLE: list[tuple[Principal, str, Resource, bool, str]] = [
     # audit export: supervisors, with a reason, never under no-export
     (SUPERVISOR, "audit.export", JUSTIFIED, True, "supervisor-audits"),
     (SUPERVISOR, "audit.export", Resource(), False, "export-needs-reason"),
+    # misuse monitoring: supervisors alone; a mute or an unmute says why
+    (SUPERVISOR, "oversight.mute", JUSTIFIED, True, "supervisor-oversight"),
+    (SUPERVISOR, "oversight.unmute", Resource(), False, "mute-needs-reason"),
+    (OFFICER, "oversight.here", NONE, False, "default-deny"),
     (SUPERVISOR, "audit.export", replace(JUSTIFIED, no_export=True), False, "no-export"),
     (SUPERVISOR, "audit.export", Resource(no_export=True), False, "no-export"),
     (OFFICER, "audit.export", replace(LEAD, has_justification=True), False, "default-deny"),

@@ -88,7 +88,7 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "room.see": row(officers=OC, supervisor=ALL, guests=OC),
     "room.join": row(officer=OC),
     "room.status": row(members=OC, supervisor=ALL, guests=OC),
-    "room.close": MANAGE, "room.lead": MANAGE, "digest.at": MANAGE, "digest.off": MANAGE,
+    "room.close": MANAGE, "room.lead": MANAGE, "room.hours": MANAGE, "digest.at": MANAGE, "digest.off": MANAGE,
     "invite": MANAGE, "revoke": MANAGE,
     "room.reopen": row(lead=OC, supervisor=ALL),
     "access": row(lead=OC, supervisor=ALL),
@@ -109,6 +109,8 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "audit.query": row(lead=OC, supervisor=ALL),
     "audit.verify": row(lead=OC, supervisor=ALL),
     "audit.export": row(supervisor=ALL),
+    "oversight.here": row(supervisor=ALL), "oversight.rules": row(supervisor=ALL),
+    "oversight.mute": row(supervisor=ALL), "oversight.unmute": row(supervisor=ALL),
 }
 VARIANTS = {
     "not shared with them": {"shared_with_caller": False},
