@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from bot.handler import OpsroomBot
 from bot.identity import Identity
 from bot.outbound import Outbound
 from bot.outbox_http import ConnectorPost, connector_for
+from bot.oversight import OversightTick
 from bot.pipeline import Pipeline
 from bot.policy_actions import required_actions
 from bot.rejections import RejectionLog
@@ -34,6 +35,7 @@ from bot.scheduler import build_scheduler
 from bot.sender import OutboxSender
 from core import schema
 from core.db import Database
+from core.oversight.rules import Rules
 from core.rooms.templates import load_templates
 from dialogs.commands import build_router
 from dialogs.registry import Router
@@ -70,12 +72,15 @@ class Runtime:
     pipeline: Pipeline
     rejections: RejectionLog
     """Requests refused before the bot: audited per source and minute."""
+    rules: Rules
+    """The misuse rules the monitor runs (OPSROOM_OVERSIGHT_FILE)."""
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
 SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
 DIGESTS = web.AppKey("digests", DigestTick)
 ACCESS = web.AppKey("access", AccessTick)
+OVERSIGHT = web.AppKey("oversight", OversightTick)
 
 
 def build_runtime(
@@ -86,10 +91,12 @@ def build_runtime(
 ) -> Runtime:
     """Database, authentication, adapter, pipeline and bot, wired together.
 
-    Raises TemplateError (naming file and field) when a room template is invalid, and PolicyError
-    (naming file and line) when the policy is malformed or leaves one of the bot's actions unmentioned.
+    Raises TemplateError (naming file and field) when a room template is invalid, PolicyError
+    (naming file and line) when the policy is malformed or leaves one of the bot's actions unmentioned,
+    and RulesError (naming file, rule and key) when the misuse rules are.
     """
     templates = load_templates(*settings.template_dirs())
+    rules = settings.oversight_rules()
     database = db or Database(settings.database_url)
     outbound = Outbound()
     auth = build_authentication(settings, outbound)
@@ -104,7 +111,7 @@ def build_runtime(
     adapter.on_turn_error = on_turn_error
     graph = GraphClient(settings.graph) if settings.graph.configured else None
     identity = Identity(settings, graph)
-    commands = router or build_router()
+    commands = router or build_router(rules)
     policy = Policy.load(Path(settings.policy_file) if settings.policy_file else None)
     policy.check_actions(required_actions(commands))
     now = clock or (lambda: datetime.now(UTC))
@@ -116,7 +123,8 @@ def build_runtime(
     bot = OpsroomBot(pipeline, graph=graph, templates=templates, timezone=settings.timezone,
                      guest_max_days=settings.guest_max_days)
     return Runtime(settings, database, auth, adapter, bot, graph, owns_db=db is None, outbound=outbound,
-                   sender=sender, pipeline=pipeline, rejections=RejectionLog(database))  # fmt: skip
+                   sender=sender, pipeline=pipeline, rejections=RejectionLog(database),
+                   rules=rules)  # fmt: skip
 
 
 def create_app(
@@ -151,6 +159,13 @@ async def _startup(app: web.Application) -> None:
     scheduler = build_scheduler(runtime.db, keep_days=runtime.settings.dedupe_days,
                                 clock=runtime.pipeline.clock, wake=runtime.sender.wake,
                                 digests=digests.run, access=access.run)  # fmt: skip
+    oversight = app[OVERSIGHT] = OversightTick.build(
+        runtime.db, runtime.rules, timezone=runtime.settings.timezone, clock=runtime.pipeline.clock,
+        wake=runtime.sender.wake)  # fmt: skip
+    every = runtime.settings.oversight_seconds  # the misuse monitor: every few seconds, first after one wait
+    scheduler.add_job(oversight.run, "interval", seconds=every, id="oversight", coalesce=True,
+                      max_instances=1, misfire_grace_time=every,
+                      next_run_time=datetime.now(UTC) + timedelta(seconds=every))  # fmt: skip
     scheduler.start()
     app[SCHEDULER] = scheduler
     if not runtime.settings.home_domains and runtime.graph is None:

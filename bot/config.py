@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dotenv import dotenv_values
 
 from bot.graph import GraphConfig
+from core.oversight import rules as oversight_rules
 from core.rooms.templates import SHIPPED
 
 _HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
@@ -61,6 +62,10 @@ class Settings:
     digest_grace_until: str = "12:00"
     """Room time until which a digest missed while the bot was down is still sent on start (else skipped)."""
     guest_max_days: int = 90
+    oversight_file: str = ""
+    """The misuse rules (TOML); empty: the shipped policies/oversight.toml."""
+    oversight_seconds: int = 5
+    """How often each process's misuse monitor reads the audit trail on."""
 
     def __repr__(self) -> str:
         shown = []
@@ -90,6 +95,10 @@ class Settings:
         if self.templates_dir:
             dirs.append(Path(self.templates_dir))
         return dirs
+
+    def oversight_rules(self) -> oversight_rules.Rules:
+        """The misuse rules the bot runs; RulesError (naming the file, rule and key) when unusable."""
+        return oversight_rules.load(Path(self.oversight_file) if self.oversight_file else None)
 
     @property
     def production(self) -> bool:
@@ -122,6 +131,14 @@ class Settings:
         key_file = self.audit_signing_key_file
         if key_file and not Path(key_file).is_file():
             raise SettingsError(f"OPSROOM_AUDIT_SIGNING_KEY_FILE {key_file!r} is not a file")
+        if self.oversight_file and not Path(self.oversight_file).is_file():
+            raise SettingsError(f"OPSROOM_OVERSIGHT_FILE {self.oversight_file!r} is not a file")
+        try:
+            self.oversight_rules()
+        except oversight_rules.RulesError as exc:
+            raise SettingsError(f"OPSROOM_OVERSIGHT_FILE: the misuse rules cannot be used: {exc}") from exc
+        if not 1 <= self.oversight_seconds <= 3600:
+            raise SettingsError("OPSROOM_OVERSIGHT_SECONDS must be 1 to 3600 seconds")
         if self.dedupe_days < 1:
             raise SettingsError("OPSROOM_DEDUPE_DAYS must be at least 1")
         if self.env not in ("local", "production"):
@@ -184,6 +201,8 @@ def load(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(
         audit_signing_key_file=get("OPSROOM_AUDIT_SIGNING_KEY_FILE"),
         digest_grace_until=get("OPSROOM_DIGEST_GRACE_UNTIL", "12:00") or "12:00",
         guest_max_days=integer("OPSROOM_GUEST_MAX_DAYS", 90),
+        oversight_file=get("OPSROOM_OVERSIGHT_FILE"),
+        oversight_seconds=integer("OPSROOM_OVERSIGHT_SECONDS", 5),
     )
     settings.check()
     return settings
