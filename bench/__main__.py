@@ -1,6 +1,7 @@
 """`python -m bench [--quick] [--only PART]...`: measure, then write the report.
 
-Parts: http, audit, verify, startup, policy, odd, digest (the digest fan-out).
+Parts: http, audit, verify, startup, policy, odd, digest (the digest fan-out), oversight (the misuse
+rules over a simulated month), query (every `/audit` page over the big chain).
 
 Results are merged into var/bench/results.json (a part run alone keeps the
 others' figures, each with the date it was measured) and rendered to
@@ -26,9 +27,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import audit, digest, load, odd, policy, procs, report
+from bench import audit, audit_query, digest, load, odd, oversight, policy, procs, report
 
-PARTS = ("http", "audit", "verify", "startup", "policy", "odd", "digest")
+PARTS = ("http", "audit", "verify", "startup", "policy", "odd", "digest", "oversight", "query")
 PACKAGES = ("botbuilder-core", "botbuilder-integration-aiohttp", "aiohttp", "SQLAlchemy", "sqlmodel",
             "psycopg", "alembic", "cedarpy")  # fmt: skip
 
@@ -153,8 +154,11 @@ def main(argv: list[str] | None = None) -> int:
                  "verify": lambda: audit.run_verify(acfg),
                  "policy": lambda: policy.run(pcfg),
                  "odd": lambda: odd.run(work, rounds=2 if args.quick else 5),
-                 "digest": lambda: digest.run(work, rooms=100 if args.quick else digest.ROOMS)}  # fmt: skip
-        for part in ("startup", "http", "audit", "verify", "policy", "odd", "digest"):
+                 "digest": lambda: digest.run(work, rooms=100 if args.quick else digest.ROOMS),
+                 "oversight": lambda: oversight.run(days=7 if args.quick else oversight.DAYS,
+                                                    also=() if args.quick else oversight.ALSO),
+                 "query": lambda: audit_query.run(acfg.events, runs=5 if args.quick else 50)}  # fmt: skip
+        for part in ("startup", "http", "audit", "verify", "policy", "odd", "digest", "oversight", "query"):
             if part not in parts:
                 continue
             print(f"== {part}", flush=True)

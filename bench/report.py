@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench import digest, policy
+from bench import audit_query, digest, oversight, policy
 
 NOTES = """\
 ## Reading the figures
@@ -29,8 +29,9 @@ HOW_TO = """\
 ```sh
 make bench                                  # = .venv/bin/python -m bench: every part, writes this file
 .venv/bin/python -m bench --quick           # smoke run (< 2 min), writes var/bench/PERFORMANCE-quick.md
-.venv/bin/python -m bench --only http       # one part (http, audit, verify, startup, policy); the others are
-                                            # kept from var/bench/results.json with their own dates
+.venv/bin/python -m bench --only http       # one part (http, audit, verify, startup, policy, digest,
+                                            # oversight, query); the others are kept from
+                                            # var/bench/results.json with their own dates
 .venv/bin/python -m bench --help            # loads, client counts, connector, event count, output path
 ```
 
@@ -56,6 +57,9 @@ make bench                                  # = .venv/bin/python -m bench: every
   "Since 7 days ago" is 7 days before the newest event, so the cached file stays meaningful.
 - **Policy decisions**: `Policy.load()` of the shipped `policies/opsroom.cedar`, then `Policy.decide`
   on a mix of requests and `Policy.decide_many` on 50 `room.see` requests, in the bench process.
+- **Misuse monitoring**: `python -m bench.oversight` (below); the month and its seed are printed and
+  recorded, so any figure here can be rerun: `python -m bench.oversight --seed N`.
+- **`/audit` pages**: `python -m bench.audit_query`, on the same cached chain as "verify".
 - Nothing here asserts a target: a benchmark reports. Figures move with the machine and its load.
 """
 
@@ -111,6 +115,10 @@ def summary(results: dict[str, Any]) -> list[str]:
         rows.append(policy.summary_row(results["policy"]))
     if results.get("digest"):
         rows += digest.summary_rows(results["digest"])
+    if results.get("query"):
+        rows += audit_query.summary_rows(results["query"])
+    if results.get("oversight"):
+        rows += oversight.summary_rows(results["oversight"])
     return rows
 
 
@@ -268,6 +276,8 @@ def render(results: dict[str, Any]) -> str:
              ("verify", "## Chain verification and the `/audit` query", verify_section),
              ("policy", "## Policy decisions (Cedar)", policy.section),
              ("digest", "## Daily digest fan-out", digest.section),
+             ("query", "## `/audit` pages over the big chain", audit_query.section),
+             ("oversight", "## Misuse monitoring", oversight.section),
              ("odd", "## Pathological input and /healthz", odd_section))  # fmt: skip
     for key, title, render_part in parts:
         if results.get(key):
