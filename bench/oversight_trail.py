@@ -56,8 +56,9 @@ What the simulated month assumes (`bench/oversight_trail.py`; read it before tru
 - **People.** 236 officers on rotating earlies (07-15), lates (15-23) and nights (22-06), or office
   hours for detectives; 10 room leads, 3 of them very busy; 4 supervisors; 150 guests of 40 partner
   agencies working office hours (emergency-duty social workers and ambulance staff in evening
-  shifts). Officers on shift work about 5 days in 7; office workers Monday to Friday, with an
-  occasional Saturday. Every person is in 1-3 rooms; each lead runs 5.
+  shifts). Officers on shift work about 5 days in 7; office workers Monday to Friday, officers with
+  an occasional weekend day (8%), guests rarely (0.5% of weekend days, which the after-hours rule
+  reports in a Mon-Fri room: counted as false). Every person is in 1-3 rooms; each lead runs 5.
 - **Rooms.** 50 rooms: 60% 08:00-18:00 Mon-Fri, 16% 07:00-19:00 Mon-Fri, 10% 08:00-18:00 Mon-Sat,
   14% always (24/7 operations); guests of evening agencies are put in 24/7 rooms.
 - **Ordinary use.** 3-8 short sessions a working day (leads 6-14, busy leads 15-30, with a busy
