@@ -1,5 +1,5 @@
 """`python -m bot serve | db upgrade | audit verify [--public-key FILE] [--checkpoint FILE [--init]] |
-audit public-key | teams-app --host HOST`.
+audit public-key | audit export --reason TEXT --recipient WHO --out FILE [filters] | teams-app --host HOST`.
 
 `python -m bot policy check FILE` checks a policy file before it is deployed.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot import logs, manifest
+from bot import cli_audit, logs, manifest
 from bot.app import SERVER_OPTIONS, create_app
 from bot.config import Settings, SettingsError, load
 from bot.policy_actions import required_actions
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--init", action="store_true", help="start the --checkpoint file: without it a "
                         "missing or empty checkpoint file is an error")  # fmt: skip
     audit.add_parser("public-key", help="print the public key of the audit signing key (PEM), to publish")
+    cli_audit.add_export(audit)
     app = sub.add_parser("teams-app", help="build the Teams app package (manifest.json and icons, zipped)")
     app.add_argument("--host", required=True, help="the bot's public host name (its messaging endpoint's)")
     app.add_argument("--out", type=Path, default=Path("var/opsroom-teams-app.zip"), help="the zip to write")
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "serve"
     if command == "db":
         return upgrade(settings)
+    if command == "audit" and args.audit_command == "export":
+        return cli_audit.export(settings, args, lambda: signing_key(settings, create=True).signer)
     if command == "audit":
         return public_key(settings) if args.audit_command == "public-key" else verify(settings, args)
     if command == "teams-app":
