@@ -71,6 +71,8 @@ class Locator:
                     turn.on_commit.append(bound.write)
                     found.arguments["bound_invitation"] = bound.invitation_id
             seeing = self.policy.decide(principal, "room.see", facts)
+            if not seeing.allowed:  # recorded: the rule that hid it (an ended access, for the misuse rules)
+                turn.decision = seeing
             if seeing.allowed:
                 turn.room, turn.resource, turn.member = room, facts, member
                 if member is not None and member.id is not None and room_service.stale_seen(member, now):

@@ -41,7 +41,7 @@ async def test_a_lead_searches_their_room_but_not_another(rooms: Harness, db: Da
     assert "attachments" not in other.replies[0] and other.texts == ["There is no room OP-HARBOUR that you can see."]
     assert "attachments" not in everything.replies[0] and everything.texts[0].startswith("You can't do that here")
     searched = events(rooms, "audit.query")
-    assert [(e["decision"], e["outcome"]) for e in searched] == [("allow", "ok"), (None, "no_room"),
+    assert [(e["decision"], e["outcome"]) for e in searched] == [("allow", "ok"), ("deny", "no_room"),
                                                                  ("deny", "denied")]  # fmt: skip
     assert searched[1]["detail"].startswith("room not visible to the caller")
     assert searched[0]["room_key"] == "OP-LANTERN" and searched[0]["arguments"]["own"] == "room"

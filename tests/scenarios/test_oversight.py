@@ -186,8 +186,6 @@ async def test_bulk_consultation(db: Database, connector: FakeConnector, clock: 
     assert stored(db) == [("bulk-consultation", fixtures.OFFICER_AAD, "queued")]
 
 
-@pytest.mark.xfail(strict=True, reason="the locate step hides the room from a guest whose access ended and "
-                   "records needs_room/no_room with no decision, so no deny by guest-access-expired reaches the rule")
 async def test_an_attempt_after_access_ended(
     db: Database, connector: FakeConnector, clock: Clock, tmp_path: Path
 ) -> None:
