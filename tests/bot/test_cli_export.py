@@ -50,6 +50,8 @@ def cli(store: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     monkeypatch.chdir(tmp_path)  # no .env of the work tree
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    quieted = {name: logging.getLogger(name).level for name in ("msrest", "msal", "urllib3", "aiohttp.access",
+                                                                "alembic")}  # fmt: skip
 
     def call(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
@@ -62,6 +64,8 @@ def cli(store: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 
     yield call
     root.handlers[:], root.level = handlers, level  # main() sends logs to stdout as JSON
+    for name, was in quieted.items():  # ... and quiets some libraries' loggers
+        logging.getLogger(name).setLevel(was)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlmodel import Session
 
 from core.audit import filters, service
 from core.audit.filters import AuditFilter
@@ -20,14 +21,17 @@ START = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 @pytest.fixture
 def trail(db: Database) -> Database:
     """120 events over 120 hours: three people, three rooms, two agencies, some refusals."""
-    for n in range(120):
-        draft = EventDraft(
-            action=("task.show", "task.list", "room.status", "audit.query")[n % 4], outcome="ok",
-            actor=Actor(PEOPLE[n % 3], None, f"person {n % 3}", "guest", ("barnardos", None)[n % 2]),
-            where=Where(room_key=("OP-A", "OP-B", None)[n % 5 % 3]),
-            decision="deny" if n % 7 == 0 else "allow",
-        )  # fmt: skip
-        db.transaction(lambda s, d=draft, i=n: service.append(s, [d], now=START + timedelta(hours=i)))
+    def append(session: Session) -> None:
+        for n in range(120):
+            draft = EventDraft(
+                action=("task.show", "task.list", "room.status", "audit.query")[n % 4], outcome="ok",
+                actor=Actor(PEOPLE[n % 3], None, f"person {n % 3}", "guest", ("barnardos", None)[n % 2]),
+                where=Where(room_key=("OP-A", "OP-B", None)[n % 5 % 3]),
+                decision="deny" if n % 7 == 0 else "allow",
+            )  # fmt: skip
+            service.append(session, [draft], now=START + timedelta(hours=n))
+
+    db.transaction(append)
     return db
 
 

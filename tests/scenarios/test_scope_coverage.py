@@ -56,11 +56,14 @@ READS: dict[str, tuple[str, ...]] = {
     "task show": tuple(f"task show {n}" for n in range(1, 8)),
     "digest now": ("digest now",),
     "audit verify": ("audit verify",),
+    "audit": ("audit",),
     "access": ("access",),
+    "oversight rules": ("oversight rules",),
 }
 WRITES = frozenset({"room open", "room close", "room reopen", "room lead", "agency add", "invite", "revoke",
                     "task add", "task assign", "task done", "task note", "task reopen", "digest at", "digest off",
-                    "digest me"})  # fmt: skip
+                    "digest me", "audit export", "oversight here", "oversight mute", "oversight unmute",
+                    "room hours"})  # fmt: skip
 PARTS = {
     "room_cards.banner": "the classification banner at the top of every card",
     "task_cards.buttons": "a task's buttons, inside list_card and task_card",
@@ -69,6 +72,8 @@ PARTS = {
 FOR_THE_LEAD = {
     "access_cards.ended_notice": "posted by the access job (bot/access.py) to the room's lead alone",
     "access_cards.reminder_card": "posted weekly by the access job to the room's lead alone",
+    "oversight_cards.alert_activity": "posted by the misuse monitor to the supervisors' conversation alone",
+    "oversight_cards.rules_card": "supervisors only, and it holds the rules, not a room's data",
 }
 """Card builders no command reaches and no guest reads, and why."""
 KNOWN_GAPS: dict[str, str] = {}
