@@ -56,6 +56,8 @@ class AuditEvent(SQLModel, table=True):
     duration_us: int | None = Field(default=None, sa_column=Column(Integer))
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False))
+    request_id: str | None = Field(default=None, sa_column=Column(String(32)))
+    """The HTTP request (or scheduler run) the event belongs to, as the logs name it (migration 0010)."""
 
 
 class AuditSignature(SQLModel, table=True):

@@ -72,10 +72,13 @@ class AccessReminder(SQLModel, table=True):
     """The claim on one room's weekly access reminder: (room, ISO week in room time), once."""
 
     __tablename__ = "access_reminder"
-    __table_args__ = (UniqueConstraint("room_id", "week", name="uq_access_reminder"),)
+    __table_args__ = (UniqueConstraint("lead_aad_id", "week", name="uq_access_reminder_lead"),)
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
-    room_id: int = Field(sa_column=Column(Integer, ForeignKey("room.id"), nullable=False))
+    lead_aad_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    """The lead the week's reminder is for (one per lead and week, listing every room they lead)."""
+    room_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("room.id")))
+    """Claims made per room, before reminders went per lead (migration 0010)."""
     week: str = Field(sa_column=Column(String(8), nullable=False))  # 2027-W13
     outcome: str = Field(sa_column=Column(String(16), nullable=False))  # queued | nothing
     at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
