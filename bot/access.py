@@ -38,7 +38,7 @@ from core.invitations.cleanup import Ending, Removing
 from core.invitations.reminder import Reminder
 from core.outbox.service import target_of
 from core.rooms.models import Room
-from dialogs.access_cards import ended_notice, reminder_card
+from dialogs.access_cards import ended_notice, lead_reminder_card, reminder_card
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +153,10 @@ class AccessTick:
 
     async def _remind(self, done: Ticked) -> None:
         now = self.clock()
-        for room_id, week in await self.db.run(lambda s: reminder.due(s, now=now), readonly=True):
-            remind = functools.partial(reminder.remind, room_id=room_id, week=week, now=now,
-                                       render=reminder_card)  # fmt: skip
-            sent = await self._each(f"the reminder of room {room_id}", self.db.commit(remind))
-            if sent is not None:
-                done.reminders.append(sent)
+        for lead, week in await self.db.run(lambda s: reminder.due(s, now=now), readonly=True):
+            remind = functools.partial(reminder.remind, lead=lead, week=week, now=now, render=reminder_card,
+                                       render_all=lead_reminder_card)  # fmt: skip
+            sent = await self._each(f"the reminder of lead {lead}", self.db.commit(remind))
+            if sent:
+                done.reminders.extend(sent)
                 self.wake()

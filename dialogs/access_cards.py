@@ -27,6 +27,8 @@ from dialogs.text import Markdown, card_markdown
 ROWS_MAX = 40
 ROWS_BUDGET = 30_000
 REMINDER_MAX = 40
+REMINDER_ROOMS = 8
+"""Rooms a lead's combined reminder shows in full (40 lines each stays under Teams' 40 KB)."""
 ROLE_WORDS = {"guest_viewer": "viewer", "guest_contributor": "contributor"}
 REMOVAL_WORDS: dict[str, str] = {
     Removal.PENDING: "being taken out of the room's channel",
@@ -204,12 +206,45 @@ def _line(line: Line, tz: ZoneInfo) -> str:
 def reminder_card(reminder: Reminder) -> dict[str, Any]:
     """The weekly access reminder to a room's lead (an outbox message): named in the lead's own chat,
     counted in the room's conversation."""
-    room, tz = reminder.room, ZoneInfo(reminder.room.timezone)
+    room = reminder.room
     lead = safe.clean(room.lead_name, 120) or "the room's lead"
     body = [banner(room.classification),
             text_block(f"Weekly access review: {room.key}", weight="Bolder", size="Medium"),
             text_block(f"For {lead}, the room's lead ({reminder.week}):", spacing="None",
                        isSubtle=True)]  # fmt: skip
+    body += _reminder_lines(reminder)
+    if not reminder.alone:
+        body.append(text_block(in_chat(room.key)))
+    body.append(text_block("Revoke what is no longer needed, or extend what still is.", separator=True))
+    return _activity(card(body, [command_button("Review access", f"access --room {room.key}")]))
+
+
+def lead_reminder_card(reminders: list[Reminder]) -> dict[str, Any]:
+    """The weekly access reminder in a lead's own chat: every room they lead that has something to list,
+    one section each (at most REMINDER_ROOMS, the rest named), each with its own Review button."""
+    if len(reminders) == 1:
+        return reminder_card(reminders[0])
+    first = reminders[0].room
+    lead = safe.clean(first.lead_name, 120) or "the rooms' lead"
+    strictest = max((r.room.classification for r in reminders), key=lambda c: c == "OFFICIAL-SENSITIVE")
+    body = [banner(strictest),
+            text_block(f"Weekly access review: {len(reminders)} rooms", weight="Bolder", size="Medium"),
+            text_block(f"For {lead} ({reminders[0].week}):", spacing="None", isSubtle=True)]  # fmt: skip
+    for reminder in reminders[:REMINDER_ROOMS]:
+        body.append(text_block(reminder.room.key, weight="Bolder", size="Medium", separator=True))
+        body += _reminder_lines(reminder)
+        body.append({"type": "ActionSet", "actions": [
+            command_button("Review access", f"access --room {reminder.room.key}")]})  # fmt: skip
+    rest = [r.room.key for r in reminders[REMINDER_ROOMS:]]
+    if rest:
+        body.append(text_block(f"Also to review: {', '.join(rest)} (`/access --room KEY`).", separator=True))
+    body.append(text_block("Revoke what is no longer needed, or extend what still is.", separator=True))
+    return _activity(card(body))
+
+
+def _reminder_lines(reminder: Reminder) -> list[dict[str, Any]]:
+    tz = ZoneInfo(reminder.room.timezone)
+    body: list[dict[str, Any]] = []
     unseen = [line for line in reminder.lines if line.unseen]
     ending = [line for line in reminder.lines if line.ending]
     for title, lines in (("Not seen for 14 days", unseen), ("Access ending within 7 days", ending)):
@@ -220,7 +255,4 @@ def reminder_card(reminder: Reminder) -> dict[str, Any]:
             body += [text_block(_line(line, tz), spacing="Small") for line in lines[:REMINDER_MAX]]
             if len(lines) > REMINDER_MAX:
                 body.append(text_block(f"{len(lines) - REMINDER_MAX} more: see /access", isSubtle=True))
-    if not reminder.alone:
-        body.append(text_block(in_chat(room.key)))
-    body.append(text_block("Revoke what is no longer needed, or extend what still is.", separator=True))
-    return _activity(card(body, [command_button("Review access", f"access --room {room.key}")]))
+    return body

@@ -28,16 +28,30 @@ def delivered(
                              activity_id=activity_id):  # fmt: skip
         return False
     if disclosure:
-        record(session, disclosure_event(disclosure, message_id=message_id, conversation_id=conversation_id,
-                                         activity_id=activity_id))  # fmt: skip
+        for draft in disclosure_events(disclosure, message_id=message_id, conversation_id=conversation_id,
+                                       activity_id=activity_id):  # fmt: skip
+            record(session, draft)
     return True
 
 
-def disclosure_event(
+def disclosure_events(
     disclosure: str, *, message_id: int, conversation_id: str, activity_id: str | None
+) -> list[EventDraft]:
+    """The audit events of a delivered disclosure (the JSON an enqueue stored with its message): one, or
+    one per item of its `each` list (a message about several rooms: an event per room, each item's
+    fields over the shared ones)."""
+    data: dict[str, Any] = json.loads(disclosure)
+    each = data.pop("each", None)
+    items = [item for item in each if isinstance(item, dict)] if isinstance(each, list) else [{}]
+    return [disclosure_event({**data, **item}, message_id=message_id, conversation_id=conversation_id,
+                             activity_id=activity_id) for item in items]  # fmt: skip
+
+
+def disclosure_event(
+    disclosure: str | dict[str, Any], *, message_id: int, conversation_id: str, activity_id: str | None
 ) -> EventDraft:
     """The audit event of a delivered disclosure (the JSON an enqueue stored with its message)."""
-    data: dict[str, Any] = json.loads(disclosure)
+    data: dict[str, Any] = json.loads(disclosure) if isinstance(disclosure, str) else disclosure
     recipients = data.get("recipients")
     arguments = data.get("arguments")
     return EventDraft(

@@ -22,8 +22,8 @@ KEYS = [f"OP-{n:02d}" for n in range(10)]
 
 
 def make_room(db: Database, key: str, *, guests: int, expires: datetime, revoked: bool = False,
-              seen: datetime = OPENED) -> None:  # fmt: skip
-    """An open thread room led by lead-1, with `guests` socialcare guests bound to invitations."""
+              seen: datetime = OPENED, lead: str = "lead-1") -> None:  # fmt: skip
+    """An open thread room led by `lead`, with `guests` socialcare guests bound to invitations."""
     conversation = f"19:{key.lower()}@thread.tacv2;messageid=1"
     reference = json.dumps({"serviceUrl": "https://connector.invalid/", "conversation": {"id": conversation}})
 
@@ -31,7 +31,7 @@ def make_room(db: Database, key: str, *, guests: int, expires: datetime, revoked
         session.execute(text("INSERT INTO agency (key, name, created_at) SELECT 'socialcare', 'Social care', :at "
                              "WHERE NOT EXISTS (SELECT 1 FROM agency WHERE key = 'socialcare')"), {"at": OPENED})
         room = Room(key=key, name=key, purpose="County lines", classification="OFFICIAL", timezone="Europe/London",
-                    lead_aad_id="lead-1", lead_name="Ada", tenant_id="t1", team_id="team-1", space_kind="thread",
+                    lead_aad_id=lead, lead_name="Ada", tenant_id="t1", team_id="team-1", space_kind="thread",
                     conversation_id=conversation, reference=reference, status="open", opened_at=OPENED)  # fmt: skip
         session.add(room)
         session.flush()
@@ -88,20 +88,24 @@ async def test_two_processes_end_each_access_once_with_one_notice_and_one_event(
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-async def test_two_processes_send_each_room_one_reminder_a_week(db: Database, db_url: str) -> None:
-    for key in KEYS:
-        make_room(db, key, guests=2, expires=MONDAY + timedelta(days=3))  # ending within 7 days: listed
-    make_room(db, "OP-QUIET", guests=2, expires=MONDAY + timedelta(days=30), seen=MONDAY - timedelta(days=2))
+async def test_two_processes_send_each_lead_one_reminder_a_week(db: Database, db_url: str) -> None:
+    for n, key in enumerate(KEYS):  # ending within 7 days: listed; five rooms each for two leads
+        make_room(db, key, guests=2, expires=MONDAY + timedelta(days=3), lead=f"lead-{n % 2 + 1}")
+    make_room(db, "OP-QUIET", guests=2, expires=MONDAY + timedelta(days=30), seen=MONDAY - timedelta(days=2),
+              lead="lead-3")  # fmt: skip
 
     done = await run_at_once(db_url, MONDAY + timedelta(minutes=1))
 
     sent = [r for d in done for r in d.reminders]  # type: ignore[attr-defined]
     assert sorted(r.room.key for r in sent) == KEYS
+    # No lead has a chat with the bot: each room's conversation gets its own, counting; one claim per lead.
     assert count(db, "SELECT room.key FROM outbox_message JOIN room ON room.id = outbox_message.room_id "
                      "WHERE kind = 'reminder'") == Counter({key: 1 for key in KEYS})  # fmt: skip
-    claims = count(db, "SELECT outcome FROM access_reminder WHERE week = '2026-W49'")
-    assert claims == Counter({"queued": len(KEYS), "nothing": 1})
+    claims = count(db, "SELECT lead_aad_id || ' ' || outcome FROM access_reminder WHERE week = '2026-W49'")
+    assert claims == Counter({"lead-1 queued": 1, "lead-2 queued": 1, "lead-3 nothing": 1})
     disclosures = db.transaction(lambda s: [json.loads(r[0]) for r in s.execute(text(
         "SELECT disclosure FROM outbox_message WHERE kind = 'reminder'"))], readonly=True)
     assert {d["action"] for d in disclosures} == {"access.reminder"}
-    assert all(d["arguments"]["emails"] == ["g0@socialcare.example", "g1@socialcare.example"] for d in disclosures)
+    items = [item for d in disclosures for item in d["each"]]
+    assert sorted(item["room_key"] for item in items) == KEYS
+    assert all(item["arguments"]["emails"] == ["g0@socialcare.example", "g1@socialcare.example"] for item in items)

@@ -136,3 +136,36 @@ async def test_a_room_with_nothing_to_list_gets_no_reminder_that_week(
     assert rows(db, "SELECT week, outcome, outbox_id FROM access_reminder") == [("2026-W49", "nothing", None)]
     assert reminders(rooms, thread) == []
     assert events(rooms, "access.reminder") == []
+
+
+async def test_a_lead_of_two_rooms_gets_one_reminder_naming_both(
+    rooms: Harness, db: Database, clock: Clock
+) -> None:
+    thread = await three_guests(rooms, db, clock)
+    await rooms.say("channel_message_mention", "room open Operation Harbour")
+    harbour = [r for r in rooms.connector.requests if r.kind == "create"][-1].response["id"]
+    await say(rooms, harbour, f"invite health {NIA_EMAIL} --isa ISA-7 --expires 2026-12-03")
+    await in_chat(rooms, "help")
+    clock.now = MONDAY
+
+    sent = (await tick(rooms)).reminders
+    again = await tick(rooms)
+    [shown] = await wait_for(rooms, fixtures.PERSONAL_CONVERSATION_ID, 1)
+
+    assert sorted(r.room.key for r in sent) == ["OP-HARBOUR", "OP-LANTERN"] and again.reminders == []
+    assert shown[1:3] == ["Weekly access review: 2 rooms", "For PC Ada Officer (2026-W49):"]
+    assert "OP-HARBOUR" in shown and "OP-LANTERN" in shown
+    assert f"{NIA_EMAIL} (health): access ends Thu 03 Dec 2026 23:59" in shown
+    assert rows(db, "SELECT lead_aad_id, week, outcome FROM access_reminder") == [
+        (fixtures.OFFICER_AAD, "2026-W49", "queued")]
+    assert reminders(rooms, thread) == [] and reminders(rooms, harbour) == []
+    [posted] = chat_posts(rooms)
+    assert sorted(b["data"]["command"] for b in buttons(posted)) == ["access --room OP-HARBOUR",
+                                                                     "access --room OP-LANTERN"]
+    for _ in range(100):
+        if len(events(rooms, "access.reminder")) == 2:
+            break
+        await asyncio.sleep(0.02)
+    disclosed = events(rooms, "access.reminder")
+    assert sorted(e["room_key"] for e in disclosed) == ["OP-HARBOUR", "OP-LANTERN"]
+    assert all(e["recipients"] == [fixtures.OFFICER_AAD] for e in disclosed)

@@ -72,6 +72,7 @@ PARTS = {
 FOR_THE_LEAD = {
     "access_cards.ended_notice": "posted by the access job (bot/access.py) to the room's lead alone",
     "access_cards.reminder_card": "posted weekly by the access job to the room's lead alone",
+    "access_cards.lead_reminder_card": "posted weekly by the access job to a lead of several rooms alone",
     "oversight_cards.alert_activity": "posted by the misuse monitor to the supervisors' conversation alone",
     "oversight_cards.rules_card": "supervisors only, and it holds the rules, not a room's data",
 }
