@@ -138,14 +138,14 @@ def values(draft: EventDraft, *, seq: int, prev_hash: str, at: str, args_json: s
                 activity_type=draft.activity_type, action=draft.action, arguments=args_json,
                 decision=draft.decision, rule=draft.rule, outcome=draft.outcome,
                 justification=draft.justification, recipients=None, detail=draft.detail,
-                duration_us=draft.duration_us, prev_hash=prev_hash)  # fmt: skip
+                duration_us=draft.duration_us, prev_hash=prev_hash, request_id=draft.request_id)  # fmt: skip
 
 
 def build(path: Path, total: int) -> None:
     """Migrate an empty file with the product's CLI, then insert `total` chained rows."""
     path.unlink(missing_ok=True)
     procs.migrate(f"sqlite:///{path}", path.with_suffix(".log"))
-    columns = (*HASHED_FIELDS, "hash")
+    columns = (*HASHED_FIELDS, "request_id", "hash")
     sql = f"INSERT INTO audit_event ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=MEMORY")
@@ -163,7 +163,7 @@ def build(path: Path, total: int) -> None:
             model = service._to_row(draft, seq=seq, prev_hash=prev, at=at)
             if hashed_values(model) != hashed or model.hash != digest:
                 raise RuntimeError(f"generated row {seq} differs from what _to_row makes")
-        batch.append((*hashed, digest))
+        batch.append((*(row[name] for name in HASHED_FIELDS), row["request_id"], digest))
         prev = digest
         if len(batch) >= 50_000:
             conn.executemany(sql, batch)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.audit.models import GENESIS_HASH, HASHED_FIELDS
+from core.audit.models import GENESIS_HASH, HASHED_FIELDS, OPTIONAL_HASHED_FIELD
 
 # One encoder, built once: json.dumps with options builds a new encoder per call,
 # which dominates the cost of verifying a long chain.
@@ -33,9 +33,16 @@ def stored_hash(values: Sequence[Any]) -> str | None:
         return None
 
 
+def with_optional(values: Sequence[Any], request_id: Any) -> tuple[Any, ...]:
+    """The hashed array: HASHED_FIELDS' values, then the request id when it is not NULL (so events written
+    before it existed hash as they always did, and one set on such an event later breaks its hash)."""
+    return (*values, request_id) if request_id is not None else tuple(values)
+
+
 def hashed_values(row: Any) -> tuple[Any, ...]:
-    """The hashed fields of a row or model, in the chain's order."""
-    return tuple(getattr(row, name) for name in HASHED_FIELDS)
+    """The hashed fields of a row or model, in the chain's order (a row without a request id: none)."""
+    base = tuple(getattr(row, name) for name in HASHED_FIELDS)
+    return with_optional(base, getattr(row, OPTIONAL_HASHED_FIELD, None))
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ from core.db import Database
 
 Format = Literal["csv", "jsonl"]
 FORMATS: tuple[Format, ...] = ("csv", "jsonl")
-COLUMNS: tuple[str, ...] = (*HASHED_FIELDS, "hash")
-"""Every column of audit_event, in the order the hash covers them."""
+COLUMNS: tuple[str, ...] = (*HASHED_FIELDS, "hash", "request_id")
+"""Every column of audit_event: those the hash always covers in its order, the hash, then the request id
+(hashed after prev_hash when it is not empty: core.audit.chain.hashed_values)."""
 NUMBERS = frozenset({"seq", "duration_us"})
 """Columns we write as numbers ourselves: never neutralised (nobody types them)."""
 

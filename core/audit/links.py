@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from core.audit.chain import Link, stored_hash
-from core.audit.models import HASHED_FIELDS, AuditEvent
+from core.audit.chain import Link, stored_hash, with_optional
+from core.audit.models import HASHED_FIELDS, OPTIONAL_HASHED_FIELD, AuditEvent
 
-_CHAIN_COLUMNS = ", ".join(f"e.{name}" for name in (*HASHED_FIELDS, "hash"))
+# The request id (migration 0010) is hashed after the others only when it is not NULL.
+_CHAIN_COLUMNS = ", ".join(f"e.{name}" for name in (*HASHED_FIELDS, OPTIONAL_HASHED_FIELD, "hash"))
 _SIGNED_COLUMNS = ", s.hash, s.signature, s.key_id, s.from_seq"
 _SIGNED_JOIN = " LEFT JOIN audit_signature s ON s.seq = e.seq"
 _SEQ, _PREV = HASHED_FIELDS.index("seq"), HASHED_FIELDS.index("prev_hash")
@@ -86,7 +87,10 @@ def _where(bounds: list[str]) -> str:
 
 def _sqlite_links(session: Session, bounds: list[str], batch: int, signed: bool) -> Iterator[Link]:
     encoded_columns = ", ".join(f"e.{name}" for name in HASHED_FIELDS)
-    sql = (f"SELECT e.seq, e.prev_hash, e.hash, json_array({encoded_columns})"
+    optional = f"e.{OPTIONAL_HASHED_FIELD}"
+    encoded = (f"CASE WHEN {optional} IS NULL THEN json_array({encoded_columns}) "
+               f"ELSE json_array({encoded_columns}, {optional}) END")  # fmt: skip
+    sql = (f"SELECT e.seq, e.prev_hash, e.hash, {encoded}"
            f"{_SIGNED_COLUMNS if signed else ''} FROM audit_event e{_SIGNED_JOIN if signed else ''}"
            f"{_where(bounds)} ORDER BY e.seq")  # fmt: skip
     for row in _cursor_rows(session, sql, batch):
@@ -104,14 +108,15 @@ def _python_links(session: Session, bounds: list[str], batch: int, signed: bool,
            f"{_SIGNED_JOIN if signed else ''}{_where(bounds)} ORDER BY e.seq")  # fmt: skip
     width = len(HASHED_FIELDS)
     for row in _cursor_rows(session, sql, batch, params):
-        values = row[:width]
-        has_sig = signed and row[width + 1] is not None
-        sig = (row[width + 1], row[width + 2], row[width + 3], row[width + 4]) if has_sig else None
-        yield values[_SEQ], values[_PREV], row[width], stored_hash(values), sig
+        values = with_optional(row[:width], row[width])
+        stored, at = row[width + 1], width + 2
+        has_sig = signed and row[at] is not None
+        sig = (row[at], row[at + 1], row[at + 2], row[at + 3]) if has_sig else None
+        yield values[_SEQ], values[_PREV], stored, stored_hash(values), sig
 
 
 def _recompute(session: Session, seq: Any) -> str | None:
     table = AuditEvent.__table__  # type: ignore[attr-defined]
-    cols = [table.c[name] for name in HASHED_FIELDS]
+    cols = [table.c[name] for name in (*HASHED_FIELDS, OPTIONAL_HASHED_FIELD)]
     values = session.execute(select(*cols).where(table.c.seq == seq)).one()
-    return stored_hash(tuple(values))
+    return stored_hash(with_optional(tuple(values)[:-1], values[-1]))

@@ -123,6 +123,9 @@ HASHED_FIELDS: tuple[str, ...] = (
     "activity_id", "activity_type", "action", "arguments", "decision", "rule",
     "outcome", "justification", "recipients", "detail", "duration_us", "prev_hash",
 )  # fmt: skip
+OPTIONAL_HASHED_FIELD = "request_id"
+"""Hashed after HASHED_FIELDS only when it is not NULL (migration 0010): events written before it existed
+keep the hash they were written with, and a request id set on one of them later breaks its hash."""
 
 
 @dataclass
@@ -163,3 +166,5 @@ class EventDraft:
     recipients: list[str] | None = None
     detail: str | None = None
     duration_us: int | None = None
+    request_id: str | None = None
+    """The HTTP request (or scheduler run) the event belongs to, as the logs name it."""

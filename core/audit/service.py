@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
@@ -16,7 +17,7 @@ from sqlmodel import Session, col
 from core import groupcommit
 from core import text as safe
 from core.audit import signatures, signing
-from core.audit.chain import Checkpoint, VerifyResult, event_hash, verify_rows
+from core.audit.chain import Checkpoint, VerifyResult, event_hash, verify_rows, with_optional
 from core.audit.links import iter_links
 from core.audit.models import GENESIS_HASH, HASHED_FIELDS, AuditEvent, EventDraft
 
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 PG_APPEND_LOCK = 0x6F70_7372_6F6F_6D01
 
 _SENSITIVE = ("password", "secret", "token", "authorization")
+
+current_request: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+"""The request (or scheduler run) this context serves, which the bot's logs name too: an event whose draft
+names no request id carries it (Database.run and Database.commit carry the context into their threads)."""
 
 
 def utc_stamp(now: datetime | None = None) -> str:
@@ -101,6 +106,7 @@ class StoredEvent:
     duration_us: int | None
     prev_hash: str
     hash: str
+    request_id: str | None = None
 
 
 def _values(draft: EventDraft, *, seq: int, prev_hash: str, at: str) -> dict[str, Any]:
@@ -130,7 +136,8 @@ def _values(draft: EventDraft, *, seq: int, prev_hash: str, at: str) -> dict[str
         "duration_us": draft.duration_us,
         "prev_hash": prev_hash,
     }
-    values["hash"] = event_hash([values[name] for name in HASHED_FIELDS])
+    request_id = values["request_id"] = safe.clean(draft.request_id or current_request.get(), 32) or None
+    values["hash"] = event_hash(with_optional([values[name] for name in HASHED_FIELDS], request_id))
     return values
 
 
@@ -165,7 +172,7 @@ def append(
 
 # Appends are the hot path (every request writes one): the statements go to the driver as they are,
 # without SQLAlchemy's per-statement compile and result machinery (half an append's time otherwise).
-_EVENT_COLUMNS = (*HASHED_FIELDS, "hash")
+_EVENT_COLUMNS = (*HASHED_FIELDS, "request_id", "hash")
 _INSERT_EVENT = f"INSERT INTO audit_event ({', '.join(_EVENT_COLUMNS)}) VALUES ({{}})"
 # DO NOTHING: a row already there can only have been planted (events and their signature are written
 # together); refusing the append would let whoever planted it stop the bot, and verify reports it.

@@ -110,11 +110,12 @@ def write_tail(db: Database, from_seq: int, change: dict[str, object]) -> None:
             conn.execute(
                 text(
                     "UPDATE audit_event SET action = :action, justification = :justification,"
-                    " prev_hash = :prev_hash, hash = :hash WHERE seq = :seq"
+                    " request_id = :request_id, prev_hash = :prev_hash, hash = :hash WHERE seq = :seq"
                 ),
                 {
                     "action": row.action,
                     "justification": row.justification,
+                    "request_id": row.request_id,
                     "prev_hash": row.prev_hash,
                     "hash": row.hash,
                     "seq": row.seq,
