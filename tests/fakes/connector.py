@@ -222,13 +222,15 @@ class FakeConnector(ConnectorRoutes):
         *,
         method: str | None = None,
         code: str | None = None,
+        delay: float = 0.0,
     ) -> FailureRule:
         """Answer the next ``n`` matching requests with ``status`` and an ErrorResponse.
 
         ``path_contains`` is matched against the *decoded* path.  ``retry_after``
-        becomes a ``Retry-After`` header.  Rules are consumed in the order added.
+        becomes a ``Retry-After`` header.  ``delay``: seconds to wait before answering.
+        Rules are consumed in the order added.
         """
-        rule = FailureRule(n, status, retry_after, path_contains, method, code)
+        rule = FailureRule(n, status, retry_after, path_contains, method, code, delay)
         with self._lock:
             self._failures.append(rule)
         return rule
@@ -368,6 +370,8 @@ class FakeConnector(ConnectorRoutes):
             rec.status = status
             rec.response = payload
             self.requests.append(rec)
+        if rec.delay:
+            await asyncio.sleep(rec.delay)
         if status == 204:
             return web.Response(status=204, headers=headers)
         return web.json_response(payload, status=status, headers=headers)

@@ -52,6 +52,8 @@ class RecordedRequest:
     failed: bool = False
     """True when the answer came from ``fail_next`` injection."""
     throttled: bool = False
+    delay: float = 0.0
+    """Seconds the fake waited before answering (a failure rule's `delay`)."""
     """True when the answer was a 429 from enforced rate limits (``FakeConnector.enforce_rate_limits``)."""
     response: Any | None = None
     """JSON body the fake answered with."""
@@ -88,6 +90,8 @@ class FailureRule:
     path_contains: str | None = None
     method: str | None = None
     code: str | None = None
+    delay: float = 0.0
+    """Seconds to wait before answering: a slow refusal (the client may be gone by then)."""
 
     def matches(self, method: str, path: str) -> bool:
         if self.remaining <= 0:

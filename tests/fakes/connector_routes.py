@@ -104,6 +104,7 @@ class ConnectorRoutes:
         rule = self._take_failure(rec)
         if rule is not None:
             rec.failed = True
+            rec.delay = rule.delay
             headers: dict[str, str] = {}
             if rule.retry_after is not None:
                 headers["Retry-After"] = str(rule.retry_after)
