@@ -1,5 +1,6 @@
-"""`python -m bot serve | db upgrade | audit verify [--public-key FILE] [--checkpoint FILE [--init]] |
-audit public-key | audit export --reason TEXT --recipient WHO --out FILE [filters] | teams-app --host HOST`.
+"""`python -m bot serve | db upgrade [--runtime-role ROLE] | db grants --runtime-role ROLE |
+audit verify [--public-key FILE] [--checkpoint FILE [--init]] | audit public-key |
+audit export --reason TEXT --recipient WHO --out FILE [filters] | teams-app --host HOST`.
 
 `python -m bot policy check FILE` checks a policy file before it is deployed.
 """
@@ -13,11 +14,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot import cli_audit, logs, manifest
+from bot import cli_audit, cli_db, logs, manifest
 from bot.app import SERVER_OPTIONS, create_app
 from bot.config import Settings, SettingsError, load
 from bot.policy_actions import required_actions
-from core import schema
+from core import privileges, schema
 from core.audit import checkpoint, protection, signing
 from core.audit.chain import Checkpoint, VerifyResult
 from core.audit.verify import verify as parallel_verify
@@ -33,8 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Opsroom Teams bot")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="start the bot (the default)")
-    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
-    db.add_parser("upgrade", help="apply migrations up to head")
+    cli_db.add_db(sub)
     audit_parser = sub.add_parser("audit", help="the audit store")
     audit = audit_parser.add_subparsers(dest="audit_command", required=True)
     verify = audit.add_parser("verify", help="check the hash chain, its signatures and the append-only "
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level)
     command = args.command or "serve"
     if command == "db":
-        return upgrade(settings)
+        return cli_db.main(settings, args)
     if command == "audit" and args.audit_command == "export":
         return cli_audit.export(settings, args, lambda: signing_key(settings, create=True).signer)
     if command == "audit":
@@ -115,17 +115,6 @@ def policy_check(file: Path) -> int:
     return 0
 
 
-def upgrade(settings: Settings) -> int:
-    """Apply migrations."""
-    db = Database(settings.database_url)
-    try:
-        schema.upgrade(db)
-        print(f"database at revision {schema.current_revision(db)} ({db!r})")
-    finally:
-        db.close()
-    return 0
-
-
 LOCAL_SIGNING_KEY = Path("var") / "audit-signing-key.pem"
 """Where local mode keeps the signing key it makes at first start (OPSROOM_AUDIT_SIGNING_KEY_FILE unset)."""
 
@@ -163,7 +152,12 @@ def public_key(settings: Settings) -> int:
 
 
 def verify(settings: Settings, args: argparse.Namespace) -> int:
-    """Verify the audit chain, its signatures and its protection; 0 when good, 1 naming what is bad."""
+    """Verify the audit chain, its signatures and its protection; 0 when good, 1 naming what is bad.
+
+    Also prints the database rights of the role connected; a role that could change or drop the audit
+    tables or run DDL is a WARNING, and fails verify only with OPSROOM_ENV=production (cli_db.report_rights
+    says why).
+    """
     if args.init and args.checkpoint is None:
         print("opsroom: --init starts a --checkpoint file: give --checkpoint FILE", file=sys.stderr)
         return 2
@@ -200,15 +194,17 @@ def verify(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         result = parallel_verify(db, points, keys=keys)
         guards = db.transaction(protection.check, readonly=True)
+        rights = db.transaction(privileges.rights, readonly=True)
     finally:
         db.close()
     _print_result(result, keys)
     for guard in guards:
         state = "append-only" if guard.ok else "append-only protection MISSING"
         print(f"{state}: {guard.finding}")
+    rights_ok = cli_db.report_rights(rights, fail=settings.production)
     if result.ok and args.checkpoint is not None:
         checkpoint.append(args.checkpoint, Checkpoint(result.head_seq, result.head_hash, result.signed_seq))
-    return 0 if result.ok and all(g.ok for g in guards) else 1
+    return 0 if result.ok and all(g.ok for g in guards) and rights_ok else 1
 
 
 def _print_result(result: VerifyResult, keys: signing.Keyring) -> None:
