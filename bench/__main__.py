@@ -1,7 +1,8 @@
 """`python -m bench [--quick] [--only PART]...`: measure, then write the report.
 
 Parts: http, audit, verify, startup, policy, odd, digest (the digest fan-out), oversight (the misuse
-rules over a simulated month), query (every `/audit` page over the big chain).
+rules over a simulated month), query (every `/audit` page over the big chain), replicas (audit appends on
+one PostgreSQL chain from three processes against one).
 
 Results are merged into var/bench/results.json (a part run alone keeps the
 others' figures, each with the date it was measured) and rendered to
@@ -27,9 +28,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import audit, audit_query, digest, load, odd, oversight, policy, procs, report
+from bench import audit, audit_query, digest, load, odd, oversight, policy, procs, replicas, report
 
-PARTS = ("http", "audit", "verify", "startup", "policy", "odd", "digest", "oversight", "query")
+PARTS = ("http", "audit", "verify", "startup", "policy", "odd", "digest", "oversight", "query", "replicas")
 PACKAGES = ("botbuilder-core", "botbuilder-integration-aiohttp", "aiohttp", "SQLAlchemy", "sqlmodel",
             "psycopg", "alembic", "cedarpy")  # fmt: skip
 
@@ -157,8 +158,10 @@ def main(argv: list[str] | None = None) -> int:
                  "digest": lambda: digest.run(work, rooms=100 if args.quick else digest.ROOMS),
                  "oversight": lambda: oversight.run(days=7 if args.quick else oversight.DAYS,
                                                     also=() if args.quick else oversight.ALSO),
-                 "query": lambda: audit_query.run(acfg.events, runs=5 if args.quick else 50)}  # fmt: skip
-        for part in ("startup", "http", "audit", "verify", "policy", "odd", "digest", "oversight", "query"):
+                 "query": lambda: audit_query.run(acfg.events, runs=5 if args.quick else 50),
+                 "replicas": lambda: replicas.run(seconds=3.0 if args.quick else 8.0)}  # fmt: skip
+        for part in ("startup", "http", "audit", "verify", "policy", "odd", "digest", "oversight", "query",
+                     "replicas"):  # fmt: skip
             if part not in parts:
                 continue
             print(f"== {part}", flush=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench import audit_query, digest, oversight, policy
+from bench import audit_query, digest, oversight, policy, replicas
 
 NOTES = """\
 ## Reading the figures
@@ -30,7 +30,7 @@ HOW_TO = """\
 make bench                                  # = .venv/bin/python -m bench: every part, writes this file
 .venv/bin/python -m bench --quick           # smoke run (< 2 min), writes var/bench/PERFORMANCE-quick.md
 .venv/bin/python -m bench --only http       # one part (http, audit, verify, startup, policy, digest,
-                                            # oversight, query); the others are kept from
+                                            # oversight, query, replicas); the others are kept from
                                             # var/bench/results.json with their own dates
 .venv/bin/python -m bench --help            # loads, client counts, connector, event count, output path
 ```
@@ -119,6 +119,8 @@ def summary(results: dict[str, Any]) -> list[str]:
         rows += audit_query.summary_rows(results["query"])
     if results.get("oversight"):
         rows += oversight.summary_rows(results["oversight"])
+    if results.get("replicas"):
+        rows += replicas.summary_rows(results["replicas"])
     return rows
 
 
@@ -278,6 +280,7 @@ def render(results: dict[str, Any]) -> str:
              ("digest", "## Daily digest fan-out", digest.section),
              ("query", "## `/audit` pages over the big chain", audit_query.section),
              ("oversight", "## Misuse monitoring", oversight.section),
+             ("replicas", "## One audit chain, several replicas", replicas.section),
              ("odd", "## Pathological input and /healthz", odd_section))  # fmt: skip
     for key, title, render_part in parts:
         if results.get(key):

@@ -1,0 +1,175 @@
+"""What one audit chain costs across replicas: signed appends on one PostgreSQL database from one process,
+then from three, with the same writers in all (`python -m bench.replicas`, or `python -m bench --only
+replicas`).
+
+Every append takes the chain's advisory lock (core/audit/service.py) for the rest of its transaction; a
+process's group writer (core/groupcommit.py) appends a whole batch of requests' events under one lock and
+one commit. With three processes, three batches queue for the lock in turn. Each worker process runs its
+share of the writers through the group writer (`Database.commit`, as the bot's requests do), from the
+same start instant, for the same seconds; the chain is verified (hash chain and signatures) after each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlmodel import Session
+
+from bench import procs
+from bench.audit import PG_ADMIN, _draft
+from core.audit import flows, service, signing
+from core.db import Database
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def _work(url: str, key: Path, writers: int, start: float, seconds: float) -> dict[str, Any]:
+    db = Database(url)
+    signing.attach(db.engine, signing.load_or_create(key, create=False).signer)
+    latencies: list[float] = []
+    try:
+        await asyncio.sleep(max(0.0, start - time.time()))
+        deadline = time.perf_counter() + seconds
+        counter = iter(range(10**9))
+
+        async def writer() -> None:
+            while time.perf_counter() < deadline:
+                draft = _draft(next(counter))
+
+                def work(session: Session, d: Any = draft) -> Any:
+                    return flows.record(session, d)
+
+                began = time.perf_counter()
+                await db.commit(work)
+                latencies.append(time.perf_counter() - began)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(writer() for _ in range(writers)))
+        elapsed = time.perf_counter() - began
+    finally:
+        db.close()
+    return {"events": len(latencies), "seconds": elapsed, "latencies_ms": [x * 1000 for x in latencies]}
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q * 100) - 1] if len(values) > 1 else (values or [0.0])[0]
+
+
+def run_config(url: str, key: Path, replicas: int, writers: int, seconds: float) -> dict[str, Any]:
+    """`replicas` worker processes sharing `writers` writers, from one start instant."""
+    start = time.time() + 3.0  # time for every process to import and connect
+    shares = [writers // replicas + (1 if n < writers % replicas else 0) for n in range(replicas)]
+    children = [subprocess.Popen([sys.executable, "-m", "bench.replicas", "worker", "--url", url, "--key",
+                                  str(key), "--writers", str(share), "--start", str(start), "--seconds",
+                                  str(seconds)], cwd=ROOT, stdout=subprocess.PIPE)
+                for share in shares]  # fmt: skip
+    results = []
+    for child in children:
+        out, _ = child.communicate(timeout=seconds + 120)
+        assert child.returncode == 0, f"a worker failed ({child.returncode})"
+        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    events = sum(r["events"] for r in results)
+    span = max(r["seconds"] for r in results)
+    latencies = [x for r in results for x in r["latencies_ms"]]
+    return {"replicas": replicas, "writers": writers, "events": events, "seconds": span,
+            "per_second": events / span, "p50_ms": _quantile(latencies, 0.5),
+            "p99_ms": _quantile(latencies, 0.99), "per_process": [r["events"] for r in results]}  # fmt: skip
+
+
+def run(writers: int = 48, seconds: float = 8.0) -> dict[str, Any]:
+    """One database, one process then three, the chain verified after each."""
+    name = f"opsroom_bench_replicas_{os.getpid()}"
+    out: dict[str, Any] = {"writers": writers, "seconds": seconds, "runs": [], "skipped": None}
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        out["skipped"] = f"cannot connect to {PG_ADMIN}: {type(exc).__name__}"
+        return out
+    with admin, tempfile.TemporaryDirectory(prefix="opsroom-replicas-") as folder:
+        work = Path(folder)
+        key = work / "audit-signing-key.pem"
+        keys = signing.load_or_create(key, create=True).signer.keyring()
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
+            procs.migrate(url, work / "migrate.log")
+            for replicas in (1, 3):
+                found = run_config(url, key, replicas, writers, seconds)
+                db = Database(url)
+                try:
+                    result = db.transaction(lambda s: service.verify(s, keys=keys), readonly=True)
+                finally:
+                    db.close()
+                found["chain_ok"], found["chain_events"] = result.ok, result.count
+                out["runs"].append(found)
+                print(f"  {replicas} process(es), {writers} writers: {found['per_second']:7.0f} appends/s, "
+                      f"p50 {found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms, chain ok {result.ok}",
+                      flush=True)  # fmt: skip
+            out["pg_version"] = admin.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return out
+
+
+def summary_rows(d: dict[str, Any]) -> list[str]:
+    """Three processes against one, on the one chain."""
+    if d.get("skipped") or len(d.get("runs", [])) < 2:
+        return [f"| audit appends: three replicas against one | skipped: {d.get('skipped')} | |"]
+    one, three = d["runs"][0], d["runs"][1]
+    ratio = three["per_second"] / one["per_second"]
+    ok = one["chain_ok"] and three["chain_ok"]
+    return [f"| audit appends on one chain: three replicas against one (PostgreSQL, {d['writers']} "
+            f"writers) | {three['per_second']:,.0f} vs {one['per_second']:,.0f} appends/s ({ratio:.2f}x), "
+            f"p99 {three['p99_ms']:.0f} vs {one['p99_ms']:.0f} ms; chain verifies: {ok} | measured |"]
+
+
+def section(d: dict[str, Any]) -> list[str]:
+    """The runs, one line each."""
+    if d.get("skipped"):
+        return [f"Skipped: {d['skipped']}."]
+    lines = [f"Signed appends through each process's group writer (`Database.commit`), {d['writers']} "
+             f"writers shared between the processes, {d['seconds']:g} s each, on PostgreSQL "
+             f"{d.get('pg_version', '?')} (one database, the chain verified after each run).", "",
+             "| processes | appends | appends/s | per process | p50 ms | p99 ms | chain verifies |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in d["runs"]:
+        shares = ", ".join(f"{n:,}" for n in r["per_process"])
+        lines.append(f"| {r['replicas']} | {r['events']:,} | {r['per_second']:,.0f} | {shares} | "
+                     f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                     f"{r['chain_ok']} ({r['chain_events']:,} events) |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.replicas", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command")
+    w = sub.add_parser("worker")
+    w.add_argument("--url", required=True)
+    w.add_argument("--key", type=Path, required=True)
+    w.add_argument("--writers", type=int, required=True)
+    w.add_argument("--start", type=float, required=True)
+    w.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--writers", type=int, default=48)
+    p.add_argument("--seconds", type=float, default=8.0)
+    args = p.parse_args(argv)
+    if args.command == "worker":
+        print(json.dumps(asyncio.run(_work(args.url, args.key, args.writers, args.start, args.seconds))))
+        return 0
+    out = run(args.writers, args.seconds)
+    print("\n".join(section(out)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
