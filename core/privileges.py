@@ -226,8 +226,12 @@ _ROLE_FACTS = text(
     " has_database_privilege(rolname, current_database(), 'CREATE')"
     " FROM pg_roles WHERE rolname = coalesce(CAST(:r AS name), current_user)"
 )
+# has_any_column_privilege: a right granted on one column (GRANT UPDATE (action) ON audit_event) counts too.
+_CHECKS = {"SELECT": "has_any_column_privilege", "INSERT": "has_any_column_privilege",
+           "UPDATE": "has_any_column_privilege", "DELETE": "has_table_privilege",
+           "TRUNCATE": "has_table_privilege"}  # fmt: skip
 _TABLE_FACTS = text(
-    "SELECT " + ", ".join(f"has_table_privilege(CAST(:r AS name), c.oid, '{name}')" for name in REPORTED)
+    "SELECT " + ", ".join(f"{_CHECKS[name]}(CAST(:r AS name), c.oid, '{name}')" for name in REPORTED)
     + ", pg_has_role(CAST(:r AS name), c.relowner, 'MEMBER') FROM pg_class c WHERE c.oid = to_regclass(:t)"
 )  # fmt: skip
 
