@@ -8,13 +8,12 @@ audit export --reason TEXT --recipient WHO --out FILE [filters] | teams-app --ho
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
-from bot import cli_audit, cli_db, logs, manifest
+from bot import cli_audit, cli_db, logs, manifest, serving
 from bot.app import SERVER_OPTIONS, create_app
 from bot.config import Settings, SettingsError, load
 from bot.policy_actions import required_actions
@@ -251,9 +250,12 @@ def serve(settings: Settings) -> int:
         print(f"opsroom: audit signing key: {exc}", file=sys.stderr)
         return 2
     signing.attach(db.engine, key.signer)  # before the first request: every audit append is signed
-    app.on_cleanup.append(lambda _app: _close(db))
+    app.on_cleanup.append(lambda _app: _close(db))  # after the app's own cleanup: the database closes last
     log.info("opsroom listening on http://%s:%s/api/messages", settings.host, settings.port)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, **SERVER_OPTIONS)
+    # Not web.run_app: on SIGTERM readiness must fail and the work in flight drain first (bot/serving.py).
+    asyncio.run(serving.serve(app, host=settings.host, port=settings.port, drain=settings.shutdown_drain,
+                              access_log=None, **SERVER_OPTIONS))  # fmt: skip
+    log.info("opsroom stopped")
     return 0
 
 

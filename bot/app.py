@@ -1,4 +1,4 @@
-"""The aiohttp application, built by create_app(settings): /api/messages, /healthz, /readyz."""
+"""The aiohttp application, built by create_app(settings): /api/messages, /healthz, /readyz, /metrics."""
 
 from __future__ import annotations
 
@@ -25,14 +25,16 @@ from bot.facts import loaders
 from bot.graph import GraphClient
 from bot.handler import OpsroomBot
 from bot.identity import Identity
+from bot.metrics import METRICS, Listener, Metrics, serve_metrics
 from bot.outbound import Outbound
 from bot.outbox_http import ConnectorPost, connector_for
 from bot.oversight import OversightTick
 from bot.pipeline import Pipeline
 from bot.policy_actions import required_actions
 from bot.rejections import RejectionLog
-from bot.scheduler import build_scheduler
+from bot.scheduler import Jobs, build_scheduler
 from bot.sender import OutboxSender
+from bot.serving import DRAIN, LIFECYCLE, ON_STOPPING, RESERVE, Hook, Lifecycle, drain_work, request_context
 from core import schema
 from core.db import Database
 from core.oversight.rules import Rules
@@ -74,6 +76,8 @@ class Runtime:
     """Requests refused before the bot: audited per source and minute."""
     rules: Rules
     """The misuse rules the monitor runs (OPSROOM_OVERSIGHT_FILE)."""
+    metrics: Metrics
+    """This app's Prometheus registry and metrics (bot/metrics.py)."""
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -81,6 +85,8 @@ SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
 DIGESTS = web.AppKey("digests", DigestTick)
 ACCESS = web.AppKey("access", AccessTick)
 OVERSIGHT = web.AppKey("oversight", OversightTick)
+JOBS = web.AppKey("jobs", Jobs)
+METRICS_LISTENER = web.AppKey("metrics_listener", Listener)
 
 
 def build_runtime(
@@ -115,16 +121,18 @@ def build_runtime(
     policy = Policy.load(Path(settings.policy_file) if settings.policy_file else None)
     policy.check_actions(required_actions(commands))
     now = clock or (lambda: datetime.now(UTC))
+    metrics = Metrics(database, clock=now)
     # The sender reads the same clock the pipeline stamps outbox rows with.
     post = ConnectorPost(outbound, connector_for(auth, settings.app_id or None))
-    sender = OutboxSender(database, post, clock=now)
+    sender = OutboxSender(database, post, clock=now, metrics=metrics)
     pipeline = Pipeline(db=database, identity=identity, router=commands, policy=policy,
-                        loaders=loaders(database), clock=now, after_commit=sender.wake)  # fmt: skip
+                        loaders=loaders(database), clock=now, after_commit=sender.wake,
+                        metrics=metrics)  # fmt: skip
     bot = OpsroomBot(pipeline, graph=graph, templates=templates, timezone=settings.timezone,
                      guest_max_days=settings.guest_max_days)
     return Runtime(settings, database, auth, adapter, bot, graph, owns_db=db is None, outbound=outbound,
-                   sender=sender, pipeline=pipeline, rejections=RejectionLog(database),
-                   rules=rules)  # fmt: skip
+                   sender=sender, pipeline=pipeline, rejections=RejectionLog(database, metrics=metrics),
+                   rules=rules, metrics=metrics)  # fmt: skip
 
 
 def create_app(
@@ -135,11 +143,15 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
 ) -> web.Application:
     """The web application; db, router and clock may be supplied (tests, benchmarks)."""
-    app = web.Application(client_max_size=MAX_BODY)
-    app[RUNTIME] = build_runtime(settings, db, router, clock)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[request_context])
+    runtime = app[RUNTIME] = build_runtime(settings, db, router, clock)
+    app[LIFECYCLE] = Lifecycle(settings.shutdown_timeout)
+    app[METRICS] = runtime.metrics
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if not settings.metrics_port:  # else a listener of its own, started with the app
+        app.router.add_get("/metrics", metrics_endpoint)
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
     return app
@@ -150,24 +162,47 @@ async def _startup(app: web.Application) -> None:
     await runtime.outbound.start()  # the shared aiohttp session must be made inside the running loop
     await runtime.sender.start()
     await runtime.rejections.start()
+    settings, lifecycle = runtime.settings, app[LIFECYCLE]
+    if settings.metrics_port:
+        listener = Listener(runtime.metrics, settings.metrics_host or settings.host, settings.metrics_port)
+        await listener.start()
+        app[METRICS_LISTENER] = listener
     digests = app[DIGESTS] = DigestTick(runtime.db, runtime.pipeline.policy, clock=runtime.pipeline.clock,
                                         grace_until=runtime.settings.digest_grace_until,
-                                        wake=runtime.sender.wake)  # fmt: skip
+                                        wake=runtime.sender.wake, metrics=runtime.metrics)  # fmt: skip
     groups = connector_groups(connector_for(runtime.auth, runtime.settings.app_id or None))
     access = app[ACCESS] = AccessTick(runtime.db, graph=runtime.graph, group_of=groups,
                                       clock=runtime.pipeline.clock, wake=runtime.sender.wake)  # fmt: skip
+    jobs = app[JOBS] = Jobs(runtime.metrics)
     scheduler = build_scheduler(runtime.db, keep_days=runtime.settings.dedupe_days,
                                 clock=runtime.pipeline.clock, wake=runtime.sender.wake,
-                                digests=digests.run, access=access.run)  # fmt: skip
+                                digests=digests.run, access=access.run, jobs=jobs)  # fmt: skip
     oversight = app[OVERSIGHT] = OversightTick.build(
         runtime.db, runtime.rules, timezone=runtime.settings.timezone, clock=runtime.pipeline.clock,
-        wake=runtime.sender.wake)  # fmt: skip
+        wake=runtime.sender.wake, metrics=runtime.metrics)  # fmt: skip
     every = runtime.settings.oversight_seconds  # the misuse monitor: every few seconds, first after one wait
-    scheduler.add_job(oversight.run, "interval", seconds=every, id="oversight", coalesce=True,
-                      max_instances=1, misfire_grace_time=every,
+    scheduler.add_job(jobs.wrap("oversight", oversight.run), "interval", seconds=every, id="oversight",
+                      coalesce=True, max_instances=1, misfire_grace_time=every,
                       next_run_time=datetime.now(UTC) + timedelta(seconds=every))  # fmt: skip
     scheduler.start()
     app[SCHEDULER] = scheduler
+
+    def stop_scheduling() -> None:
+        jobs.closed = True  # a run the scheduler starts from now on returns at once
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+
+    app[ON_STOPPING] = [stop_scheduling]
+    # Scheduler runs and the sender drain beside the requests in flight; the sender gets a second less, to
+    # give back what it holds before the deadline.
+    async def runs() -> bool:
+        return await jobs.wait(lifecycle.remaining(RESERVE))
+
+    async def sender() -> None:
+        await runtime.sender.stop(timeout=lifecycle.remaining(RESERVE + 1))
+
+    drains: list[Hook] = [runs, sender]
+    app[DRAIN] = drains
     if not runtime.settings.home_domains and runtime.graph is None:
         log.warning("neither OPSROOM_HOME_DOMAINS nor Microsoft Graph is configured: nobody can be confirmed "
                     "an officer, so everyone is treated as a guest")  # fmt: skip
@@ -182,12 +217,17 @@ async def _startup(app: web.Application) -> None:
 
 
 async def _cleanup(app: web.Application) -> None:
+    """Stop in order (bot/serving.py): the work in flight drains, the last writes are made, clients close,
+    and the database last."""
     runtime = app[RUNTIME]
-    if SCHEDULER in app:
+    await drain_work(app)  # at once when serving.serve already drained
+    if SCHEDULER in app and app[SCHEDULER].running:
         app[SCHEDULER].shutdown(wait=False)
     await runtime.pipeline.close()
     await runtime.rejections.stop()
-    await runtime.sender.stop()
+    await runtime.sender.stop(timeout=app[LIFECYCLE].remaining())
+    if METRICS_LISTENER in app:
+        await app[METRICS_LISTENER].stop()
     await runtime.outbound.close()
     if runtime.graph is not None:
         await runtime.graph.close()
@@ -201,7 +241,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """The database answers and its schema is at the code's head revision."""
+    """The database answers and its schema is at the code's head revision; 503 once shutdown has begun."""
+    if request.app[LIFECYCLE].stopping:
+        return web.json_response({"status": "unavailable", "reason": "shutting down"}, status=503)
     db = request.app[RUNTIME].db
     try:
         await db.ping()
@@ -213,6 +255,11 @@ async def readyz(request: web.Request) -> web.Response:
         reason = f"database at revision {current}, code expects {head}: run `python -m bot db upgrade`"
         return web.json_response({"status": "unavailable", "reason": reason}, status=503)
     return web.json_response({"status": "ready", "revision": current})
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus metrics, text format (when OPSROOM_METRICS_PORT is 0)."""
+    return await serve_metrics(request.app[METRICS])
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -249,6 +296,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return await _reject(request, 401, str(exc), activity, action="http.unauthorized")
     except AuthUnavailable as exc:
         log.error("cannot validate tokens: %s", exc)
+        runtime.metrics.request("unavailable", "http")
         return web.json_response({"error": "authentication temporarily unavailable"}, status=503)
     invoke_response = await runtime.adapter.process_activity(result, activity, runtime.bot.on_turn)
     if invoke_response:
@@ -265,5 +313,6 @@ async def _reject(
         source=request.remote or "unknown", status=status, reason=reason, action=action,
         activity_id=activity.id if activity else None, activity_type=activity.type if activity else None,
     )  # fmt: skip
+    request.app[RUNTIME].metrics.request("unauthorized" if status == 401 else "rejected", "http")
     log.info("rejected request: HTTP %s %s", status, reason)
     return web.json_response({"error": reason}, status=status)

@@ -66,6 +66,14 @@ class Settings:
     """The misuse rules (TOML); empty: the shipped policies/oversight.toml."""
     oversight_seconds: int = 5
     """How often each process's misuse monitor reads the audit trail on."""
+    metrics_port: int = 0
+    """0: GET /metrics on the bot's own port; another: a listener of its own (and not on the main port)."""
+    metrics_host: str = ""
+    """Where that listener binds (empty: HOST)."""
+    shutdown_timeout: int = 25
+    """Seconds a graceful shutdown (SIGTERM) may take in all, under Kubernetes' default 30 s grace."""
+    shutdown_drain: int = 0
+    """Seconds after SIGTERM that the listener stays open answering 503 (readiness fails) before it closes."""
 
     def __repr__(self) -> str:
         shown = []
@@ -139,6 +147,14 @@ class Settings:
             raise SettingsError(f"OPSROOM_OVERSIGHT_FILE: the misuse rules cannot be used: {exc}") from exc
         if not 1 <= self.oversight_seconds <= 3600:
             raise SettingsError("OPSROOM_OVERSIGHT_SECONDS must be 1 to 3600 seconds")
+        if not 0 <= self.metrics_port <= 65535 or (self.metrics_port and self.metrics_port == self.port):
+            raise SettingsError("OPSROOM_METRICS_PORT must be 0 (serve /metrics on PORT) or another port, "
+                                "1 to 65535")  # fmt: skip
+        if not 1 <= self.shutdown_timeout <= 600:
+            raise SettingsError("OPSROOM_SHUTDOWN_TIMEOUT must be 1 to 600 seconds")
+        if not 0 <= self.shutdown_drain < self.shutdown_timeout:
+            raise SettingsError("OPSROOM_SHUTDOWN_DRAIN_SECONDS must be 0 or more, and less than "
+                                "OPSROOM_SHUTDOWN_TIMEOUT")  # fmt: skip
         if self.dedupe_days < 1:
             raise SettingsError("OPSROOM_DEDUPE_DAYS must be at least 1")
         if self.env not in ("local", "production"):
@@ -203,6 +219,10 @@ def load(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(
         guest_max_days=integer("OPSROOM_GUEST_MAX_DAYS", 90),
         oversight_file=get("OPSROOM_OVERSIGHT_FILE"),
         oversight_seconds=integer("OPSROOM_OVERSIGHT_SECONDS", 5),
+        metrics_port=integer("OPSROOM_METRICS_PORT", 0),
+        metrics_host=get("OPSROOM_METRICS_HOST"),
+        shutdown_timeout=integer("OPSROOM_SHUTDOWN_TIMEOUT", 25),
+        shutdown_drain=integer("OPSROOM_SHUTDOWN_DRAIN_SECONDS", 0),
     )
     settings.check()
     return settings

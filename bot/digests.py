@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session
 
+from bot.metrics import Metrics
 from core.db import Database
 from core.digest import claim, scheduled, timing
 from core.digest.claim import Due
@@ -95,8 +96,10 @@ class DigestTick:
     def __init__(
         self, db: Database, policy: Policy, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         grace_until: str = timing.DEFAULT_GRACE_UNTIL, wake: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:  # fmt: skip
         self.db, self.policy, self.clock, self.grace_until, self.wake = db, policy, clock, grace_until, wake
+        self.metrics = metrics or Metrics()
 
     async def run(self) -> list[Posted]:
         """One tick: post what is due now (post_due wakes the sender as batches are written)."""
@@ -107,5 +110,6 @@ class DigestTick:
             log.exception("digest tick failed")
             return []
         for p in posted:
+            self.metrics.digests.labels(outcome=p.outcome).inc()  # queued (to the outbox) or skipped
             log.info("digest %s for %s: %s (%d messages)", p.room_key, p.local_date, p.outcome, p.messages)
         return posted

@@ -1,17 +1,27 @@
-"""JSON-lines logging on stdout, tagged with the activity being handled."""
+"""JSON-lines logging on stdout, tagged with the request (or scheduler run) and the activity being handled."""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+import secrets
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from core.audit.service import current_request
 from core.text import clean
 
 activity_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("activity_id", default=None)
+request_id = current_request
+"""The id of the HTTP request or scheduler run being served: on every log line, in the X-Request-Id response
+header, and on the audit events it writes (core.audit.service.current_request, the same variable)."""
+
+
+def new_request_id() -> str:
+    """A fresh request id: 32 hex characters (128 random bits), the width of audit_event.request_id."""
+    return secrets.token_hex(16)
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
@@ -26,6 +36,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": clean(record.getMessage(), 4000),
         }
+        request = request_id.get()
+        if request:
+            entry["request_id"] = request
         current = activity_id.get()
         if current:
             entry["activity_id"] = current

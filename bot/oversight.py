@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from bot.metrics import Metrics
 from bot.sender import default_worker
 from core.db import Database
 from core.oversight.monitor import Monitor, Stepped
@@ -37,20 +38,21 @@ class OversightTick:
 
     def __init__(
         self, db: Database, monitor: Monitor, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        wake: Callable[[], None] = lambda: None, batches: int = 10,
+        wake: Callable[[], None] = lambda: None, batches: int = 10, metrics: Metrics | None = None,
     ) -> None:  # fmt: skip
         self.db, self.monitor, self.clock, self.wake, self.batches = db, monitor, clock, wake, batches
+        self.metrics = metrics or Metrics()
         self._lock = asyncio.Lock()  # one tick at a time: the scheduler's, or one run by hand
 
     @classmethod
     def build(
         cls, db: Database, rules: Rules, *, timezone: str, clock: Callable[[], datetime],
-        wake: Callable[[], None],
+        wake: Callable[[], None], metrics: Metrics | None = None,
     ) -> OversightTick:  # fmt: skip
         """The tick of a monitor running these rules, its alerts shown in this time zone."""
         render = functools.partial(alert_activity, timezone=timezone)
         monitor = Monitor(rules, owner=default_worker(), render=render, timezone=timezone)
-        return cls(db, monitor, clock=clock, wake=wake)
+        return cls(db, monitor, clock=clock, wake=wake, metrics=metrics)
 
     async def run(self) -> list[Stepped]:
         """One tick; a failure is logged, and the next tick tries again."""
@@ -78,6 +80,7 @@ class OversightTick:
             if stepped.queued:
                 self.wake()
             for raised in stepped.raised:
+                self.metrics.alerts.labels(rule=raised.alert.rule[:64], outcome=raised.outcome).inc()
                 log.info("misuse alert %d: rule %s, events %d-%d, %s", raised.alert_id, raised.alert.rule,
                          raised.alert.first_seq, raised.alert.last_seq, raised.outcome)  # fmt: skip
             if not stepped.more:

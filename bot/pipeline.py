@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from sqlmodel import Session
 from bot import chats as personal_chat
 from bot.identity import Identity
 from bot.locating import Locator
+from bot.metrics import Metrics
 from bot.routing import route
 from bot.turn import Turn
 from bot.work import failed as _failed
@@ -70,6 +72,7 @@ class Pipeline:
         loaders: Mapping[str, Loader] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         after_commit: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.identity = identity
@@ -79,6 +82,7 @@ class Pipeline:
         self.clock = clock
         self.after_commit = after_commit
         """Called after a commit that may have written outbox rows (wakes the sender)."""
+        self.metrics = metrics or Metrics()
         self.locator = Locator(db=db, policy=policy, identity=identity, clock=lambda: self.clock())
         self._inflight: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -124,7 +128,7 @@ class Pipeline:
             flows.record(session, turn.draft(), claim=turn.claim)
 
         turn.work.committed = True
-        await self.db.commit(work)
+        await self._timed("request", self.db.commit(work))
         turn.recorded = True
         if staged:
             self.after_commit()
@@ -139,15 +143,30 @@ class Pipeline:
             flows.record(session, draft)
             return result
 
-        result: T = await self.db.commit(work)
+        result: T = await self._timed("step", self.db.commit(work))
         self.after_commit()
         return result
 
     async def _record_duplicate(self, turn: Turn) -> None:
         turn.outcome, turn.reply = "duplicate", None
         draft = turn.draft()
-        await self.db.commit(lambda session: flows.record(session, draft))
+        await self._timed("duplicate", self.db.commit(lambda session: flows.record(session, draft)))
         turn.recorded = True
+
+    async def _timed(self, path: str, commit: Awaitable[T]) -> T:
+        """Await a commit that appends an audit event, observing how long it took
+        (opsroom_audit_append_seconds: how long the request waits for its event to be durable, group-commit
+        queueing included)."""
+        started = time.perf_counter()
+        result = await commit
+        self.metrics.audit_append.labels(path=path).observe(time.perf_counter() - started)
+        return result
+
+    def _count(self, turn: Turn) -> None:
+        """Count the request by the outcome its audit event records."""
+        outcome = turn.note.outcome if turn.outcome == "ok" and turn.note.outcome else turn.outcome
+        action = turn.route.action if turn.route is not None else "activity"
+        self.metrics.request(outcome, action)
 
     @contextlib.asynccontextmanager
     async def _exclusive(self, turn: Turn) -> AsyncIterator[None]:
@@ -177,6 +196,7 @@ class Pipeline:
             except Exception as exc:
                 log.exception("handler failed")
                 if turn.recorded:  # the action committed; only delivering the reply failed
+                    self._count(turn)
                     return
                 _failed(turn, exc)
             if turn.outcome == "duplicate":
@@ -188,10 +208,12 @@ class Pipeline:
                     await self._record_duplicate(turn)
                 except Exception as exc:  # a staged write failed: the transaction kept none of them
                     if turn.outcome == "error":
+                        self.metrics.request("unrecorded", turn.route.action if turn.route else "activity")
                         raise  # not even the audit event could be written: the request fails (Teams retries)
                     log.exception("the request's unit of work failed")
                     _failed(turn, exc)
                     await self.commit(turn)
+            self._count(turn)
             await self._send(turn)  # inside: a re-send waits until this reply's fate is known
 
     async def identify(self, turn: Turn, next: Next) -> None:
@@ -277,6 +299,7 @@ class Pipeline:
         if not self._sees_what_it_names(turn):
             return
         decision = turn.decision = self.policy.decide(turn.principal, turn.route.action, turn.resource)
+        self.metrics.decision(decision.rule, decision.allowed)
         if not decision.allowed:
             turn.outcome = "denied"
             if turn.route.kind == "command":
@@ -293,6 +316,7 @@ class Pipeline:
             return True
         if named.exists:
             seeing = self.policy.decide(turn.principal, named.see, turn.resource)
+            self.metrics.decision(seeing.rule, seeing.allowed)
             if seeing.allowed:
                 return True
             turn.decision, turn.outcome = seeing, "denied"

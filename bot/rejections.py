@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from bot.logs import request_id
+from bot.metrics import Metrics
 from core.audit import flows
 from core.audit.models import Actor, EventDraft
 from core.db import Database
@@ -30,9 +32,11 @@ class RejectionLog:
     """Audits rejected requests per source and minute (see the module docstring)."""
 
     def __init__(
-        self, db: Database, *, threshold: int = THRESHOLD, clock: Callable[[], float] = time.time
+        self, db: Database, *, threshold: int = THRESHOLD, clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()
         self.threshold = threshold
         self.clock = clock
         self._counts: dict[tuple[str, int], int] = {}
@@ -52,8 +56,11 @@ class RejectionLog:
             return
         draft = EventDraft(action=action, outcome="unauthorized" if status == 401 else "rejected",
                            actor=UNVERIFIED, activity_id=activity_id, activity_type=activity_type,
-                           detail=f"HTTP {status}: {reason} (from {source})")  # fmt: skip
+                           detail=f"HTTP {status}: {reason} (from {source})",
+                           request_id=request_id.get())  # fmt: skip
+        started = time.perf_counter()
         await self.db.commit(lambda session: flows.record(session, draft))
+        self.metrics.audit_append.labels(path="rejection").observe(time.perf_counter() - started)
 
     async def flush(self, *, everything: bool = False) -> int:
         """Write the summaries of finished minutes (all of them with everything); how many were written."""
@@ -68,7 +75,12 @@ class RejectionLog:
                                          detail=f"{extra} more rejected requests from {source} in the minute "
                                                 f"from {start} UTC"))  # fmt: skip
         if drafts:
-            await self.db.commit(lambda session: [flows.record(session, d) for d in drafts])
+            # A summary counts many requests: it is not the event of the request whose arrival flushed it.
+            token = request_id.set(None)
+            try:
+                await self.db.commit(lambda session: [flows.record(session, d) for d in drafts])
+            finally:
+                request_id.reset(token)
         return len(drafts)
 
     async def start(self) -> None:

@@ -31,6 +31,7 @@ from sqlmodel import Session
 
 from bot.auth import GuardedAuthentication
 from bot.config import Settings
+from bot.metrics import Metrics
 from bot.outbound import Outbound
 from bot.outbox_http import ConnectorPost, Post, connector_for
 from bot.pacing import Pacer
@@ -72,13 +73,16 @@ class OutboxSender:
     def __init__(
         self, db: Database, post: Post, *, settings: SenderSettings | None = None, worker: str | None = None,
         clock: Callable[[], datetime] = _utcnow, pacer: Pacer | None = None, rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:  # fmt: skip
         self.db = db
+        self.metrics = metrics or Metrics()
         self.settings = s = settings or SenderSettings()
         self.clock = clock
         self.pacer = pacer or Pacer(conversation=s.conversation_limits, tenant=s.tenant_limits, slack=s.slack)
         self.outcomes = Outcomes(db, post, worker=worker or default_worker(), settings=s, pacer=self.pacer,
-                                 clock=clock, rng=rng or random.Random(), wake_in=self._wake_in)  # fmt: skip
+                                 clock=clock, rng=rng or random.Random(), wake_in=self._wake_in,
+                                 metrics=self.metrics)  # fmt: skip
         self._lanes: dict[str, _Lane] = {}
         self._held: dict[int, OutboxMessage] = {}
         self._sending: set[int] = set()
@@ -153,7 +157,11 @@ class OutboxSender:
                 loop.call_soon_threadsafe(self._wakeup.set)
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Finish the posts in flight (up to timeout), then give back every row not sent."""
+        """Finish the posts in flight (up to timeout), then give back every row not sent.
+
+        A post cut off at the timeout is given back too: whether Teams got it is unknown either way, and
+        its lease would only make another sender wait to try it again (a double post is as likely then).
+        """
         if self._task is None:
             return
         self._stopping = True
@@ -166,15 +174,16 @@ class OutboxSender:
         if self._renewer is not None:
             tasks.append(self._renewer)
         tasks.extend(lane.task for lane in self._lanes.values() if lane.task is not None)
-        _, late = await asyncio.wait(tasks, timeout=timeout)
+        _, late = await asyncio.wait(tasks, timeout=max(0.0, timeout))
         abandoned = set(self._sending)
+        holding = set(self._held)  # before the cancelled lanes forget the rows they were posting
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
         if abandoned:
-            # Cut off mid-post: whether Teams got them is unknown; their lease lets another sender retry.
-            log.warning("outbox: %d posts cut off by shutdown; left to their lease", len(abandoned))
-        unsent = [message_id for message_id in self._held if message_id not in abandoned]
+            log.warning("outbox: %d posts cut off by shutdown after %.1f s; given back", len(abandoned),
+                        timeout)  # fmt: skip
+        unsent = sorted(holding | set(self._held))
         self._held.clear()
         self._lanes.clear()
         self._task = self._renewer = None
@@ -183,6 +192,7 @@ class OutboxSender:
                 released = await self.db.commit(
                     lambda s: outbox.release(session=s, worker=self.worker, message_ids=unsent)
                 )
+                self.metrics.released.inc(released)
                 log.info("outbox: gave back %d unsent messages", released)
             except Exception:
                 log.exception("outbox: could not give back %d messages; they return when their lease ends",
@@ -253,6 +263,7 @@ class OutboxSender:
                 if message_id not in kept and message_id in self._held and message_id not in self._sending:
                     del self._held[message_id]  # its lane skips it
                     self.stats["lost"] += 1
+                    self.metrics.delivered("lost")
                     log.warning("outbox: message %d was taken over by another sender", message_id)
 
     # -- one conversation ----------------------------------------------------------------------------
@@ -312,7 +323,9 @@ class OutboxSender:
         ids = [m.id for m in lane.queue if m.id is not None and self._held.pop(m.id, None) is not None]
         lane.queue.clear()
         if ids:
-            await self.db.commit(lambda s: outbox.release(session=s, worker=self.worker, message_ids=ids))
+            give_back = job(outbox.release, worker=self.worker, message_ids=ids)
+            released = await self.db.commit(give_back)
+            self.metrics.released.inc(released)
 
     async def _kill(self, lane: _Lane, blocked: OutboxMessage) -> None:
         """The conversation is blocked: the rest of its lane is dead, unsent."""
@@ -327,6 +340,7 @@ class OutboxSender:
         if ids:
             await self.db.commit(kill)
             self.stats["dead"] += len(ids)
+            self.metrics.delivered("dead", len(ids))
 
     def _wake_in(self, delay: float) -> None:
         """Claim again when a retry comes due, without waiting for the next poll."""

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from sqlmodel import Session
 
+from bot.metrics import Metrics
 from bot.outbox_http import Post, PostResult
 from bot.pacing import SLACK, TEAMS_CONVERSATION_LIMITS, TEAMS_TENANT_LIMITS, Limit, Pacer
 from core.db import Database
@@ -110,6 +111,7 @@ class Outcomes:
     def __init__(
         self, db: Database, post: Post, *, worker: str, settings: SenderSettings, pacer: Pacer,
         clock: Callable[[], datetime], rng: random.Random, wake_in: Callable[[float], None],
+        metrics: Metrics | None = None,
     ) -> None:  # fmt: skip
         self.db = db
         self.post = post
@@ -119,6 +121,7 @@ class Outcomes:
         self.clock = clock
         self.rng = rng
         self.wake_in = wake_in
+        self.metrics = metrics or Metrics()
         self.stats: Counter[str] = Counter()
         """Outcomes so far: sent, retried, throttled, failed, dead, blocked, lost."""
 
@@ -151,6 +154,7 @@ class Outcomes:
             await self._settle(message, "sent", sent)
             return Verdict.NEXT
         if result.status == 429:
+            self.metrics.throttled.inc()
             wait = result.retry_after
             delay = (min(wait, s.max_retry_after) + self.rng.uniform(0, 0.25) if wait is not None
                      else s.backoff_delay(message.attempts, self.rng))  # fmt: skip
@@ -219,7 +223,9 @@ class Outcomes:
         """Write the outcome (in the group writer); a row taken over meanwhile is left to its new sender."""
         if await self.db.commit(change):
             self.stats[outcome] += 1
+            self.metrics.delivered(outcome)
             log.info("outbox: message %d (%s) %s", message.id, message.kind, outcome)
         else:
             self.stats["lost"] += 1
+            self.metrics.delivered("lost")
             log.warning("outbox: message %d was taken over before it was settled (%s)", message.id, outcome)

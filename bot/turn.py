@@ -11,6 +11,7 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 from sqlmodel import Session
 
+from bot import logs
 from core.audit.flows import Claim
 from core.audit.models import Actor, EventDraft, Where
 from core.rooms.flows import Found
@@ -61,6 +62,8 @@ class Turn:
     facts: Loaded = field(default_factory=Loaded)
     teams: Teams | None = None
     stored_reply: str | None = None  # a re-sent activity's kept reply, when it was never delivered
+    request_id: str | None = field(default_factory=logs.request_id.get)
+    """The HTTP request this turn arrived in (taken here: the audit event is drafted in the group writer)."""
 
     @property
     def activity(self) -> Activity:
@@ -110,6 +113,7 @@ class Turn:
             recipients=self._recipients(),
             detail=_detail(self),
             duration_us=int((time.perf_counter() - self.started) * 1_000_000),
+            request_id=self.request_id,
         )  # fmt: skip
 
 
