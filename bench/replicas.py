@@ -66,14 +66,16 @@ def _quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q * 100) - 1] if len(values) > 1 else (values or [0.0])[0]
 
 
-def run_config(url: str, key: Path, replicas: int, writers: int, seconds: float) -> dict[str, Any]:
-    """`replicas` worker processes sharing `writers` writers, from one start instant."""
+def run_config(urls: list[str], key: Path, writers: int, seconds: float) -> dict[str, Any]:
+    """A worker process per url (the same url: one chain shared), sharing `writers` writers, from one start
+    instant."""
     start = time.time() + 3.0  # time for every process to import and connect
+    replicas = len(urls)
     shares = [writers // replicas + (1 if n < writers % replicas else 0) for n in range(replicas)]
     children = [subprocess.Popen([sys.executable, "-m", "bench.replicas", "worker", "--url", url, "--key",
                                   str(key), "--writers", str(share), "--start", str(start), "--seconds",
                                   str(seconds)], cwd=ROOT, stdout=subprocess.PIPE)
-                for share in shares]  # fmt: skip
+                for url, share in zip(urls, shares, strict=True)]  # fmt: skip
     results = []
     for child in children:
         out, _ = child.communicate(timeout=seconds + 120)
@@ -82,14 +84,16 @@ def run_config(url: str, key: Path, replicas: int, writers: int, seconds: float)
     events = sum(r["events"] for r in results)
     span = max(r["seconds"] for r in results)
     latencies = [x for r in results for x in r["latencies_ms"]]
-    return {"replicas": replicas, "writers": writers, "events": events, "seconds": span,
+    return {"replicas": replicas, "chains": len(set(urls)), "writers": writers, "events": events,
+            "seconds": span,
             "per_second": events / span, "p50_ms": _quantile(latencies, 0.5),
             "p99_ms": _quantile(latencies, 0.99), "per_process": [r["events"] for r in results]}  # fmt: skip
 
 
 def run(writers: int = 48, seconds: float = 8.0) -> dict[str, Any]:
-    """One database, one process then three, the chain verified after each."""
-    name = f"opsroom_bench_replicas_{os.getpid()}"
+    """One database and one process, then three processes on it, then (the control) three processes on a
+    database each: what sharing the one chain costs, beside what three processes cost on this machine."""
+    names = [f"opsroom_bench_replicas_{os.getpid()}_{n}" for n in range(3)]
     out: dict[str, Any] = {"writers": writers, "seconds": seconds, "runs": [], "skipped": None}
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
@@ -100,38 +104,46 @@ def run(writers: int = 48, seconds: float = 8.0) -> dict[str, Any]:
         work = Path(folder)
         key = work / "audit-signing-key.pem"
         keys = signing.load_or_create(key, create=True).signer.keyring()
-        admin.execute(f'CREATE DATABASE "{name}"')
+        urls = [f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}" for name in names]
         try:
-            url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-            procs.migrate(url, work / "migrate.log")
-            for replicas in (1, 3):
-                found = run_config(url, key, replicas, writers, seconds)
-                db = Database(url)
-                try:
-                    result = db.transaction(lambda s: service.verify(s, keys=keys), readonly=True)
-                finally:
-                    db.close()
-                found["chain_ok"], found["chain_events"] = result.ok, result.count
+            for name, url in zip(names, urls, strict=True):
+                admin.execute(f'CREATE DATABASE "{name}"')
+                procs.migrate(url, work / "migrate.log")
+            for config in ([urls[0]], [urls[0]] * 3, urls):
+                found = run_config(config, key, writers, seconds)
+                oks, counts = [], []
+                for url in sorted(set(config)):
+                    db = Database(url)
+                    try:
+                        result = db.transaction(lambda s: service.verify(s, keys=keys), readonly=True)
+                    finally:
+                        db.close()
+                    oks.append(result.ok)
+                    counts.append(result.count)
+                found["chain_ok"], found["chain_events"] = all(oks), sum(counts)
                 out["runs"].append(found)
-                print(f"  {replicas} process(es), {writers} writers: {found['per_second']:7.0f} appends/s, "
-                      f"p50 {found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms, chain ok {result.ok}",
-                      flush=True)  # fmt: skip
+                print(f"  {found['replicas']} process(es), {found['chains']} chain(s), {writers} writers: "
+                      f"{found['per_second']:7.0f} appends/s, p50 {found['p50_ms']:.1f} ms, "
+                      f"p99 {found['p99_ms']:.1f} ms, chains ok {found['chain_ok']}", flush=True)  # fmt: skip
             out["pg_version"] = admin.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
         finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for name in names:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return out
 
 
 def summary_rows(d: dict[str, Any]) -> list[str]:
     """Three processes against one, on the one chain."""
-    if d.get("skipped") or len(d.get("runs", [])) < 2:
+    if d.get("skipped") or len(d.get("runs", [])) < 3:
         return [f"| audit appends: three replicas against one | skipped: {d.get('skipped')} | |"]
-    one, three = d["runs"][0], d["runs"][1]
+    one, three, apart = d["runs"][0], d["runs"][1], d["runs"][2]
     ratio = three["per_second"] / one["per_second"]
     ok = one["chain_ok"] and three["chain_ok"]
     return [f"| audit appends on one chain: three replicas against one (PostgreSQL, {d['writers']} "
-            f"writers) | {three['per_second']:,.0f} vs {one['per_second']:,.0f} appends/s ({ratio:.2f}x), "
-            f"p99 {three['p99_ms']:.0f} vs {one['p99_ms']:.0f} ms; chain verifies: {ok} | measured |"]
+            f"writers) | {three['per_second']:,.0f} vs {one['per_second']:,.0f} appends/s ({ratio:.2f}x; "
+            "three "
+            f"processes on a chain each: {apart['per_second']:,.0f}/s), p99 {three['p99_ms']:.0f} vs "
+            f"{one['p99_ms']:.0f} ms; chain verifies: {ok} | measured |"]
 
 
 def section(d: dict[str, Any]) -> list[str]:
@@ -141,11 +153,12 @@ def section(d: dict[str, Any]) -> list[str]:
     lines = [f"Signed appends through each process's group writer (`Database.commit`), {d['writers']} "
              f"writers shared between the processes, {d['seconds']:g} s each, on PostgreSQL "
              f"{d.get('pg_version', '?')} (one database, the chain verified after each run).", "",
-             "| processes | appends | appends/s | per process | p50 ms | p99 ms | chain verifies |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| processes | chains | appends | appends/s | per process | p50 ms | p99 ms | chains verify |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in d["runs"]:
         shares = ", ".join(f"{n:,}" for n in r["per_process"])
-        lines.append(f"| {r['replicas']} | {r['events']:,} | {r['per_second']:,.0f} | {shares} | "
+        lines.append(f"| {r['replicas']} | {r.get('chains', 1)} | {r['events']:,} | {r['per_second']:,.0f} | "
+                     f"{shares} | "
                      f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                      f"{r['chain_ok']} ({r['chain_events']:,} events) |")
     return lines

@@ -26,8 +26,9 @@ class Claim:
     """The reply to keep with the claim (activity JSON), so a re-send whose reply never arrived gets it."""
 
 
-def record(session: Session, draft: EventDraft, *, claim: Claim | None = None) -> StoredEvent:
-    """Claim the activity (if any) and append its audit event, in the caller's transaction.
+def record(session: Session, draft: EventDraft, *, claim: Claim | None = None) -> StoredEvent | None:
+    """Claim the activity (if any) and append its audit event, in the caller's transaction (the event as
+    stored; None when a group-commit batch appends it as it commits, see service.append).
 
     Call it inside the same transaction as the action's state change: both
     commit together or not at all. Raises DuplicateActivity (rolling the caller
@@ -38,4 +39,5 @@ def record(session: Session, draft: EventDraft, *, claim: Claim | None = None) -
         reply=claim.reply,
     ):
         raise DuplicateActivity(claim.activity_id)
-    return service.append(session, [draft])[0]
+    stored = service.append(session, [draft])
+    return stored[0] if stored else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -16,12 +17,23 @@ from tests.core.support import all_events, draft
 
 
 def record(n: int, claim: Claim | None = None) -> Any:
-    return lambda session: flows.record(session, draft(n), claim=claim).seq
+    """A job appending event n; its result is n once committed (a batch appends its events as it commits)."""
+
+    def work(session: Session) -> int:
+        flows.record(session, draft(n), claim=claim)
+        return n
+
+    return work
+
+
+def numbers(db: Database) -> list[int]:
+    """The n of every stored event, in chain order."""
+    return [int(json.loads(e.arguments)["n"]) for e in all_events(db)]
 
 
 async def test_concurrent_commits_are_grouped_into_few_batches(db: Database) -> None:
-    seqs = await asyncio.gather(*(db.commit(record(n)) for n in range(200)))
-    assert sorted(seqs) == list(range(1, 201))
+    done = await asyncio.gather(*(db.commit(record(n)) for n in range(200)))
+    assert sorted(done) == list(range(200)) and sorted(numbers(db)) == list(range(200))
     assert db.writer.jobs == 200
     assert db.writer.batches < 200  # at least some requests shared a commit
     result = db.transaction(service.verify)
@@ -39,7 +51,8 @@ async def test_a_failing_job_in_the_middle_of_a_batch_is_undone_alone(db: Databa
     def good(n: int) -> Any:
         def work(session: Session) -> int:
             session.execute(text("INSERT INTO scratch (n) VALUES (:n)"), {"n": n})
-            return flows.record(session, draft(n)).seq
+            flows.record(session, draft(n))
+            return n
 
         return work
 
@@ -47,7 +60,9 @@ async def test_a_failing_job_in_the_middle_of_a_batch_is_undone_alone(db: Databa
     results = await asyncio.gather(*jobs, return_exceptions=True)
     assert isinstance(results[10], RuntimeError)
     acknowledged = [r for r in results if isinstance(r, int)]
-    assert sorted(acknowledged) == list(range(1, 21))  # no gap where the failed job was
+    assert sorted(acknowledged) == list(range(20))
+    assert sorted(numbers(db)) == list(range(20))  # the failed job's event is not in the chain
+    assert [e.seq for e in all_events(db)] == list(range(1, 21))  # and left no gap
     stored = db.transaction(lambda s: sorted(r[0] for r in s.execute(text("SELECT n FROM scratch"))))
     assert stored == list(range(20))
     assert db.transaction(service.verify).ok
@@ -91,11 +106,11 @@ async def test_a_failed_commit_acknowledges_nothing(db: Database, monkeypatch: p
     acknowledged = [r for r in results if isinstance(r, int)]
     # Whatever shared the broken commit failed; whatever was acknowledged is stored.
     assert failed
-    stored = {e.seq for e in all_events(db)}
-    assert set(acknowledged) <= stored
+    stored = numbers(db)
+    assert set(acknowledged) <= set(stored)
     assert len(stored) == 1 + len(acknowledged)
-    after = await db.commit(record(6))
-    assert after == len(stored) + 1
+    await db.commit(record(6))
+    assert numbers(db) == [*stored, 6]
     assert db.transaction(service.verify).ok
 
 
