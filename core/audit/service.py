@@ -299,6 +299,7 @@ def lock_head(session: Session) -> Checkpoint:
     first, before any row lock, means such work never holds a row while it queues for the lock.
     """
     seq, head_hash = _lock_head(session)
+    session.info[_HEAD_CACHE] = (session.get_transaction(), seq, head_hash)  # later appends: at once
     return Checkpoint(seq, head_hash)
 
 

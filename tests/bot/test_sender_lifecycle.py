@@ -136,11 +136,11 @@ async def test_rows_of_a_crashed_sender_are_taken_over_after_its_lease(
 async def test_leases_are_renewed_while_rows_wait_for_their_turn(
     db: Database, connector: FakeConnector, outbound: Outbound
 ) -> None:
-    # One post per 1.6 s into the conversation: its six rows wait about 8 s, twice their 4 s lease
+    # One post per 2.4 s into the conversation: its six rows wait about 12 s, twice their 6 s lease
     # (a lease this long leaves renewal, every third of it, slack on a loaded CI machine, where a
-    # renewal's commit can queue behind other work for over a second).
+    # renewal's commit has queued behind other work for over two seconds).
     slow = SenderSettings(
-        poll_interval=0.05, lease=timedelta(seconds=4), conversation_limits=(Limit(1, 1.6),)
+        poll_interval=0.05, lease=timedelta(seconds=6), conversation_limits=(Limit(1, 2.4),)
     )
     holder, rival = make_sender(db, outbound, slow), make_sender(db, outbound, FAST)
     await holder.start()
@@ -149,7 +149,7 @@ async def test_leases_are_renewed_while_rows_wait_for_their_turn(
         holder.wake()
         await connector.wait_for_activities(1)  # the holder has claimed all six and sent the first
         await rival.start()
-        done = await settled(db, ids, timeout=20)
+        done = await settled(db, ids, timeout=30)
     finally:
         await rival.stop()
         await holder.stop()

@@ -286,6 +286,10 @@ def test_two_processes_stepping_at_once_raise_each_alert_once(db: Database, db_u
     try:
         for thread in threads:
             thread.start()
+        for _ in range(400):  # monitoring starts where the first step finds the head: wait for it
+            if db.transaction(service.peek, readonly=True) is not None or errors:
+                break
+            stop.wait(0.05)
         for episode in range(3):  # each person: three refusals a minute apart, episodes two hours apart
             for minute in range(3):
                 clock[0] = at = T0 + timedelta(hours=episode * 2, minutes=minute)
