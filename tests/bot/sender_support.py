@@ -49,6 +49,8 @@ async def enqueue(
         connector, conversation_id, kind="personal" if conversation_id.startswith("a:") else "channel"
     )
 
+    at = now()  # one time for the transaction, as an action stamps its notices: all due together
+
     def write(session: Session) -> list[int]:
         rows = [
             outbox.enqueue(
@@ -56,7 +58,7 @@ async def enqueue(
                 kind="notice",
                 reference=ref,
                 activity={"type": "message", "text": t},
-                now=now(),
+                now=at,
                 **kw,
             )
             for t in texts

@@ -147,7 +147,9 @@ async def test_leases_are_renewed_while_rows_wait_for_their_turn(
     try:
         ids = await enqueue(db, connector, CHANNEL, [f"m{n}" for n in range(6)])
         holder.wake()
-        await connector.wait_for_activities(1)  # the holder has claimed all six and sent the first
+        await connector.wait_for_activities(1)  # the holder has sent the first
+        held = rows(db, ids)
+        assert {(r.status, r.claimed_by) for r in held[1:]} == {("sending", holder.worker)}, held
         await rival.start()
         done = await settled(db, ids, timeout=30)
     finally:
