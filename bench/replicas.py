@@ -152,7 +152,7 @@ def section(d: dict[str, Any]) -> list[str]:
         return [f"Skipped: {d['skipped']}."]
     lines = [f"Signed appends through each process's group writer (`Database.commit`), {d['writers']} "
              f"writers shared between the processes, {d['seconds']:g} s each, on PostgreSQL "
-             f"{d.get('pg_version', '?')} (one database, the chain verified after each run).", "",
+             f"{d.get('pg_version', '?')} (one database per chain, every chain verified after each run).", "",
              "| processes | chains | appends | appends/s | per process | p50 ms | p99 ms | chains verify |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in d["runs"]:

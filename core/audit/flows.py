@@ -28,7 +28,7 @@ class Claim:
 
 def record(session: Session, draft: EventDraft, *, claim: Claim | None = None) -> StoredEvent | None:
     """Claim the activity (if any) and append its audit event, in the caller's transaction (the event as
-    stored).
+    stored; None when a group-commit batch appends it as it commits, see service.append).
 
     Call it inside the same transaction as the action's state change: both
     commit together or not at all. Raises DuplicateActivity (rolling the caller

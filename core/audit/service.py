@@ -7,7 +7,7 @@ import functools
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -146,11 +146,38 @@ def _to_row(draft: EventDraft, *, seq: int, prev_hash: str, at: str) -> AuditEve
     return AuditEvent(**_values(draft, seq=seq, prev_hash=prev_hash, at=at))
 
 
+_STAGED = "opsroom.audit_staged"
+"""Events a group-commit batch appends just before it commits (a tuple: savepoint() restores it)."""
+
+
 def append(
     session: Session, drafts: Sequence[EventDraft], *, now: datetime | None = None
 ) -> list[StoredEvent]:
-    """Append events after the current head, in this transaction; the events as stored."""
+    """Append events after the current head, in this transaction; the events as stored.
+
+    In a group-commit batch whose transaction does not hold the chain's lock yet, the events are only
+    staged and [] is returned: the batch appends every job's events together just before it commits, so
+    that the lock, which orders the one chain across every process, is held for one insert, a signature
+    and the commit rather than for all the batch's work (three processes queue for it in turn). A job
+    rolled back takes its staged events with it. Work that must be ordered with the chain takes the lock
+    first (lock_head), and its events are appended at once. An explicit `now` (tests, simulations) is
+    appended at once too.
+    """
+    transaction = session.get_transaction()
+    cached = session.info.get(_HEAD_CACHE)
+    held = cached is not None and cached[0] is transaction
+    if drafts and now is None and not held and groupcommit.before_commit(session, _STAGED, _append_staged):
+        # The request id belongs to the job that staged it: the batch commits outside that job's context.
+        staged = tuple(replace(d, request_id=d.request_id or current_request.get()) for d in drafts)
+        session.info[_STAGED] = session.info.get(_STAGED, ()) + staged
+        return []
     return _append_now(session, drafts, now=now)
+
+
+def _append_staged(session: Session) -> None:
+    staged = session.info.pop(_STAGED, ())
+    if staged:
+        _append_now(session, staged)
 
 
 def _append_now(session: Session, drafts: Sequence[EventDraft], *,
