@@ -32,6 +32,7 @@ from bot.oversight import OversightTick
 from bot.pipeline import Pipeline
 from bot.policy_actions import required_actions
 from bot.rejections import RejectionLog
+from bot.replies import Replies
 from bot.scheduler import Jobs, build_scheduler
 from bot.sender import OutboxSender
 from bot.serving import DRAIN, LIFECYCLE, ON_STOPPING, RESERVE, Hook, Lifecycle, drain_work, request_context
@@ -127,7 +128,7 @@ def build_runtime(
     sender = OutboxSender(database, post, clock=now, metrics=metrics)
     pipeline = Pipeline(db=database, identity=identity, router=commands, policy=policy,
                         loaders=loaders(database), clock=now, after_commit=sender.wake,
-                        metrics=metrics)  # fmt: skip
+                        metrics=metrics, replies=Replies(outbound))  # fmt: skip
     bot = OpsroomBot(pipeline, graph=graph, templates=templates, timezone=settings.timezone,
                      guest_max_days=settings.guest_max_days)
     return Runtime(settings, database, auth, adapter, bot, graph, owns_db=db is None, outbound=outbound,

@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
@@ -26,10 +26,11 @@ from bot import chats as personal_chat
 from bot.identity import Identity
 from bot.locating import Locator
 from bot.metrics import Metrics
+from bot.replies import Replies
 from bot.routing import route
 from bot.turn import Turn
 from bot.work import failed as _failed
-from bot.work import invoke_answer, run_staged, to_activity
+from bot.work import invoke_answer, run_staged
 from core.audit import flows
 from core.audit.flows import DuplicateActivity
 from core.db import Database
@@ -73,8 +74,11 @@ class Pipeline:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         after_commit: Callable[[], None] = lambda: None,
         metrics: Metrics | None = None,
+        replies: Replies | None = None,
     ) -> None:
         self.db = db
+        self.replies = replies
+        """Posts replies as plain JSON (bot/replies.py); None: through the TurnContext, as the SDK does."""
         self.identity = identity
         self.router = router
         self.policy = policy
@@ -123,8 +127,10 @@ class Pipeline:
                 run_staged(session, turn)
             if callable(turn.reply):
                 turn.reply = turn.reply()
+            if turn.reply is not None:
+                turn.reply_json = turn.reply.activity()  # one copy: kept with the claim, then posted
             if turn.claim is not None:
-                turn.claim.reply = None if turn.reply is None else json.dumps(turn.reply.activity())
+                turn.claim.reply = None if turn.reply_json is None else json.dumps(turn.reply_json)
             flows.record(session, turn.draft(), claim=turn.claim)
 
         turn.work.committed = True
@@ -332,14 +338,17 @@ class Pipeline:
     async def _send(self, turn: Turn) -> None:
         context, reply = turn.context, turn.reply
         key = turn.claim.key if turn.claim is not None else None
-        outgoing: Activity | None = None
+        outgoing: dict[str, Any] | None = None
         if isinstance(reply, Reply) and turn.outcome != "duplicate":
-            outgoing = to_activity(reply)
+            outgoing = turn.reply_json if turn.reply_json is not None else reply.activity()
         elif turn.outcome == "duplicate" and turn.stored_reply and key not in self._delivered:
-            outgoing = Activity().deserialize(json.loads(turn.stored_reply))  # never delivered: deliver now
+            outgoing = json.loads(turn.stored_reply)  # never delivered: deliver now
         if outgoing is not None:
             try:
-                await context.send_activity(outgoing)
+                if self.replies is not None:
+                    await self.replies.send(context, outgoing)
+                else:
+                    await context.send_activity(Activity().deserialize(outgoing))
             except Exception:
                 log.exception("could not deliver the reply")
             else:

@@ -62,6 +62,8 @@ class Turn:
     facts: Loaded = field(default_factory=Loaded)
     teams: Teams | None = None
     stored_reply: str | None = None  # a re-sent activity's kept reply, when it was never delivered
+    reply_json: dict[str, Any] | None = None
+    """The reply's activity JSON, made once in the commit: kept with the claim and posted."""
     request_id: str | None = field(default_factory=logs.request_id.get)
     """The HTTP request this turn arrived in (taken here: the audit event is drafted in the group writer)."""
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from botbuilder.core import CardFactory, MessageFactory
-from botbuilder.schema import Activity, ActivityTypes, Attachment, InvokeResponse
+from botbuilder.schema import Activity, ActivityTypes, InvokeResponse
 from sqlmodel import Session
 
 from bot.turn import Turn
@@ -24,6 +23,7 @@ def failed(turn: Turn, exc: BaseException) -> None:
     turn.outcome, turn.detail = "error", type(exc).__name__
     turn.claim = None
     turn.work, turn.on_commit = Work(), []
+    turn.reply_json = None
     turn.reply = Reply(text="Sorry, something went wrong and nothing was changed. "
                             f"Reference: {code(turn.activity.id or 'unknown')}.")  # fmt: skip
 
@@ -44,23 +44,6 @@ def joiner(room: Room, principal: Principal, now: datetime) -> Callable[[Session
     room_id, aad_id = room.id, principal.aad_id
     return lambda s: rooms.join(s, room_id, aad_id=aad_id, tenant_id=principal.tenant_id,
                                 name=principal.name, now=now)  # fmt: skip
-
-
-def to_activity(reply: Reply) -> Activity:
-    """A message activity for a Reply."""
-    if reply.card is None and reply.attachment is not None:
-        message = MessageFactory.attachment(Attachment().deserialize(reply.attachment))
-        if reply.text:
-            message.text = reply.text
-        return message
-    if reply.card is not None:
-        message = MessageFactory.attachment(CardFactory.adaptive_card(reply.card))
-        if reply.text:
-            message.text = reply.text
-        return message
-    message = MessageFactory.text(reply.text or "")
-    message.text_format = "markdown"
-    return message
 
 
 def invoke_answer(activity: Activity, reply: Reply | None) -> Activity:
