@@ -1,9 +1,9 @@
-"""Part 1: /api/messages throughput and latency, opsroom next to the sample echo bot.
+"""Part 1: /api/messages throughput and latency, opsroom next to the sample echo bot and a raw aiohttp bot.
 
 The load generator is a closed loop: `clients` workers share one aiohttp
 keep-alive pool and each sends its next request as soon as the previous answer
 arrived, until the request count or the time limit is reached. A request counts
-when its HTTP response has arrived; both bots send their reply to the connector
+when its HTTP response has arrived; every bot sends its reply to the connector
 before answering, and the connector's count is checked against the answers.
 """
 
@@ -179,13 +179,13 @@ def connector_alone(impl: str, cfg: LoadConfig) -> list[dict[str, Any]]:
 
 
 def run_http(cfg: LoadConfig, work: Path) -> dict[str, Any]:
-    """Both bots side by side: idle RSS, then each concurrency against echo then opsroom."""
+    """The three bots side by side: idle RSS, then each concurrency against raw, echo, then opsroom."""
     database_url = f"sqlite:///{work / 'opsroom-http.db'}"
     procs.migrate(database_url, work / "migrate.log")
     out: dict[str, Any] = {"config": asdict(cfg), "runs": [], "rss_mb": {}}
-    with procs.Connector(cfg.connector) as connector, procs.echo_server(work) as echo, \
-            procs.opsroom_server(database_url, work) as ops:  # fmt: skip
-        servers = {"echo": echo, "opsroom": ops}
+    with procs.Connector(cfg.connector) as connector, procs.raw_server(work) as raw, \
+            procs.echo_server(work) as echo, procs.opsroom_server(database_url, work) as ops:  # fmt: skip
+        servers = {"raw": raw, "echo": echo, "opsroom": ops}
         for server in servers.values():
             server.wait_ready()
         time.sleep(1.0)
@@ -199,6 +199,9 @@ def run_http(cfg: LoadConfig, work: Path) -> dict[str, Any]:
                 print(f"  {name:8} {clients:3} clients: {run.rps:8.1f} req/s  p50 {run.p50_ms:6.2f} ms  "
                       f"p99 {run.p99_ms:6.2f} ms  ok {run.ok} err {run.errors} replies {run.replies}  "
                       f"cpu {run.cpu_pct}", flush=True)  # fmt: skip
+                if run.replies != run.ok:
+                    print(f"  !! {name}: the connector received {run.replies} replies for {run.ok} "
+                          f"answered requests", flush=True)  # fmt: skip
         time.sleep(1.0)
         for name, server in servers.items():
             out["rss_mb"][name]["after_load"] = round(procs.rss_mb(server.pid), 1)

@@ -111,6 +111,14 @@ def echo_server(log_dir: Path) -> Server:
     return Server("echo", argv, env, port, log_dir / "echo.log")
 
 
+def raw_server(log_dir: Path) -> Server:
+    """The raw aiohttp bot (no botbuilder) on a fresh port, in local mode."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("Microsoft")}
+    argv = [PYTHON, "-m", "bench.servers", "raw", "--port", str(port)]
+    return Server("raw", argv, env, port, log_dir / "raw.log")
+
+
 def opsroom_env(database_url: str, port: int = 0) -> dict[str, str]:
     """The opsroom process environment: local mode, the fixture's tenant as home."""
     from tests import fixtures
@@ -193,6 +201,7 @@ def measure_startup(work: Path, runs: int = 3, settle: float = 1.0) -> dict[str,
     database_url = f"sqlite:///{work / 'opsroom-startup.db'}"
     migrate(database_url, work / "migrate.log")
     starters: dict[str, Callable[[], Server]] = {
+        "raw": lambda: raw_server(work),
         "echo": lambda: echo_server(work),
         "opsroom": lambda: opsroom_server(database_url, work),
     }

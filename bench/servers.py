@@ -1,12 +1,19 @@
-"""Subprocess entry points: the reference echo bot and the Bot Connector stand-ins.
+"""Subprocess entry points: the two reference bots and the Bot Connector stand-ins.
 
     python -m bench.servers echo --port PORT
+    python -m bench.servers raw --port PORT
     python -m bench.servers connector --impl fake|fast
 
 The echo bot is built the way Microsoft's Python samples build theirs: a
 `CloudAdapter` over `ConfigurationBotFrameworkAuthentication(config)`, an
 `ActivityHandler` echoing the text, and `adapter.process(req, bot)` behind
 `POST /api/messages` (plus `/healthz` so start-up can be timed the same way).
+
+The raw bot is the least a bot can do, with aiohttp alone: `POST /api/messages`
+reads the JSON body and POSTs the echo reply to the connector's reply route
+(`{serviceUrl}/v3/conversations/{id}/activities/{id}`, ids quoted as botbuilder
+quotes them) on one keep-alive `ClientSession` made at start-up, then answers
+201. No botbuilder, no auth (local mode, like the others), and `/healthz`.
 
 A connector prints `{"port": N}` on stdout once it listens, then answers
 commands read from stdin, one per line: `count` prints how many activities
@@ -23,11 +30,14 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
-from urllib.parse import unquote
+from typing import Any
+from urllib.parse import quote, unquote
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from tests import fixtures
 
@@ -70,6 +80,57 @@ def run_echo(port: int) -> None:
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     web.run_app(app, host="127.0.0.1", port=config.PORT, print=None)
+
+
+# -- the raw aiohttp bot ---------------------------------------------------------------------
+
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+
+
+def raw_reply(activity: dict[str, Any]) -> tuple[URL, dict[str, Any]]:
+    """(URL, body) of the echo reply to a message activity, as botbuilder would post it."""
+    conversation = activity["conversation"]
+    base = str(activity["serviceUrl"]).rstrip("/")
+    path = f"v3/conversations/{quote(str(conversation['id']), safe='')}/activities/"
+    url = URL(f"{base}/{path}{quote(str(activity['id']), safe='')}", encoded=True)
+    body = {"type": "message", "text": f"Echo: {activity.get('text') or ''}", "textFormat": "markdown",
+            "from": activity.get("recipient"), "recipient": activity.get("from"),
+            "conversation": conversation, "replyToId": activity["id"]}  # fmt: skip
+    return url, body
+
+
+def run_raw(port: int) -> None:
+    """Serve the raw aiohttp bot until killed."""
+
+    async def session(app: web.Application) -> AsyncIterator[None]:
+        app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        yield
+        await app[HTTP].close()
+
+    async def messages(req: web.Request) -> web.Response:
+        try:
+            activity = await req.json()
+        except ValueError:
+            return web.Response(status=400)
+        if not isinstance(activity, dict):
+            return web.Response(status=400)
+        if activity.get("type") == "message":
+            url, body = raw_reply(activity)
+            async with req.app[HTTP].post(url, json=body) as answer:
+                await answer.read()
+                if answer.status >= 300:
+                    print(f"[raw] connector answered {answer.status}", file=sys.stderr)
+                    return web.Response(status=502)
+        return web.Response(status=201)
+
+    async def healthz(_req: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    app = web.Application()
+    app.cleanup_ctx.append(session)
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host="127.0.0.1", port=port, print=None)
 
 
 # -- connectors ------------------------------------------------------------------------------
@@ -192,12 +253,16 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="server", required=True)
     echo = sub.add_parser("echo")
     echo.add_argument("--port", type=int, required=True)
+    raw = sub.add_parser("raw")
+    raw.add_argument("--port", type=int, required=True)
     connector = sub.add_parser("connector")
     connector.add_argument("--impl", choices=("fake", "fast"), default="fast")
     connector.add_argument("--limits", action="store_true", help="enforce Teams' limits (fake)")
     args = parser.parse_args(argv)
     if args.server == "echo":
         run_echo(args.port)
+    elif args.server == "raw":
+        run_raw(args.port)
     else:
         run_connector(args.impl, args.limits)
 
