@@ -312,3 +312,36 @@ def test_two_processes_stepping_at_once_raise_each_alert_once(db: Database, db_u
     assert sorted({who for _, who, _, _ in found}) == people
     assert count_rows(db, "outbox_message") == len(people) * 3 == len(alert_events(db))
     assert verify(db).ok
+
+
+def test_a_takeover_rebuilds_from_the_lowest_seq_when_events_share_a_time(
+    db: Database, started: Monitor
+) -> None:
+    """Events with one time come back from the `at` index in the order their rows lie in the table, which
+    is not seq order once several connections insert (the two-process test above missed an alert so, now
+    and then). CLUSTER lays the rows out by actor, so that amy's event lies before zed's earlier one."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite keeps a table's rows in seq order")
+    later = T0 + timedelta(hours=1)
+    append(db, (event("zed"), later), (event("amy"), later), (event("zed"), later + timedelta(minutes=1)))
+    assert step(db, started, later + timedelta(minutes=1)).raised == ()  # lease until later + 2 minutes
+    db.transaction(lambda s: s.execute(text("CLUSTER audit_event USING ix_audit_event_actor_seq")))
+    append(db, (event("zed"), later + timedelta(minutes=2)))  # zed's third refusal
+    took = step(db, make("process-2"), later + timedelta(minutes=2, seconds=1))
+    assert took.rebuilt and [(r.alert.subject, r.alert.first_seq) for r in took.raised] == [("zed", 1)]
+
+
+def test_a_takeover_rebuilds_from_the_lowest_seq_when_an_alert_carries_a_stale_time(
+    db: Database, started: Monitor
+) -> None:
+    """A step's time is read before it queues for the chain's lock, so its alert's event can carry an
+    earlier time than the events before it; a rebuild must still read those events."""
+    later = T0 + timedelta(hours=1)
+    append(db, (event("ann"), later), *((event("bob"), later + timedelta(seconds=n)) for n in (0, 10, 20)))
+    stale = step(db, started, later - timedelta(minutes=1))  # bob's alert, event 5 stamped a minute early
+    assert [r.alert.subject for r in stale.raised] == ["bob"]
+    append(db, (event("ann"), later + timedelta(minutes=1)))
+    assert step(db, started, later + timedelta(minutes=1, seconds=10)).to_seq == 6  # lease until +2m10s
+    append(db, (event("ann"), later + timedelta(minutes=2)))  # ann's third refusal
+    took = step(db, make("process-2"), later + timedelta(minutes=2, seconds=11))
+    assert took.rebuilt and [(r.alert.subject, r.alert.first_seq) for r in took.raised] == [("ann", 1)]
