@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
 import secrets
@@ -19,9 +20,15 @@ request_id = current_request
 header, and on the audit events it writes (core.audit.service.current_request, the same variable)."""
 
 
+_PROCESS = secrets.token_hex(8)
+_SERIAL = itertools.count(1)
+
+
 def new_request_id() -> str:
-    """A fresh request id: 32 hex characters (128 random bits), the width of audit_event.request_id."""
-    return secrets.token_hex(16)
+    """A fresh request id: 32 hex characters, the width of audit_event.request_id: 64 random bits drawn
+    once per process, then a counter (unique, and no system call per request, which cost more than the
+    rest of making the id; the id names a request, it guards nothing)."""
+    return f"{_PROCESS}{next(_SERIAL) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
 

@@ -22,6 +22,10 @@ class HelpArgs(Args):
 def register(root: Router) -> None:
     """Add /help to root; it lists root's commands, so it is registered last."""
 
+    listings: dict[tuple[int, ...], str] = {}
+    """The listing of each set of allowed commands, written once (there are a few per kind of caller;
+    the commands live as long as the router, so their ids name them)."""
+
     @root.command("help", action="help", args=HelpArgs)
     async def help_command(ctx: CommandContext, args: HelpArgs) -> Reply:
         """Show the commands you may run, or how to use one: /help audit verify."""
@@ -29,7 +33,13 @@ def register(root: Router) -> None:
         decisions = ctx.may_all([(c.action, _as_if_valid(ctx, c)) for c in commands])
         allowed = [c for c, decision in zip(commands, decisions, strict=True) if decision.allowed]
         if not args.command:
-            return Reply(text=_listing(allowed, heading="Commands you can run here:"))
+            key = tuple(id(c) for c in allowed)
+            text = listings.get(key)
+            if text is None:
+                if len(listings) >= 256:
+                    listings.clear()
+                text = listings[key] = _listing(allowed, heading="Commands you can run here:")
+            return Reply(text=text)
         wanted = " ".join(args.command.lower().lstrip("/").split())
         match = next((c for c in allowed if c.words == wanted), None)
         if match is not None:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import cedarpy
@@ -36,6 +37,8 @@ UNKNOWN_ACTION = Decision(False, "unknown-action", "no rule allows this")
 _NO_FACTS = Resource()
 _CACHE_LIMIT = 4096
 _DECISIONS_LIMIT = 50_000
+_NONE: Mapping[str, Decision] = MappingProxyType({})
+"""No decision known (an empty view, never written to)."""
 _FOR_POLICY = re.compile(r"^for policy `[^`]*`, ")
 
 
@@ -95,7 +98,9 @@ class Policy:
         self._principals: dict[tuple[str, str], tuple[dict[str, str], cedarpy.Entities]] = {}
         # A decision depends only on (kind, agency, action, facts): the principal entity carries nothing
         # else and the facts are the whole context. So decisions are remembered (a /help is a dozen).
-        self._decided: dict[tuple[str, str, str, Resource], Decision] = {}
+        # Two levels, (kind, agency, facts) then action: a request of many actions on the same facts
+        # (/help asks about every command) hashes its facts once, not once per action.
+        self._decided: dict[tuple[str, str, Resource], dict[str, Decision]] = {}
         # Facts no policy reads cannot change a decision: they are left out of what is remembered, so a
         # decision about one room serves every room (the default policy never reads `room_key`). A
         # field counts as read if its name appears anywhere in the text (`context.f`, `context["f"]`,
@@ -145,17 +150,17 @@ class Policy:
             if action not in self._mentioned:
                 raise PolicyError(f'no policy mentions the action "{action}"', path=self.source_name)
 
-    def _key(self, kind: str, agency: str, action: str, facts: Resource) -> tuple[str, str, str, Resource]:
-        """What a decision is remembered by: the facts the policy reads, and who and what."""
+    def _key(self, kind: str, agency: str, facts: Resource) -> tuple[str, str, Resource]:
+        """What decisions are remembered under: who, and the facts the policy reads."""
         if self._unread:
             facts = replace(facts, **self._unread)
-        return (kind, agency, action, facts)
+        return (kind, agency, facts)
 
     def decide(self, principal: Principal, action: str, resource: Resource | None = None) -> Decision:
         """One decision; never raises (an error denies)."""
         facts = resource or _NO_FACTS
-        key = self._key(str(principal.kind), principal.agency or "", action, facts)
-        known = self._decided.get(key) if self.remember else None
+        key = self._key(str(principal.kind), principal.agency or "", facts)
+        known = self._decided.get(key, _NONE).get(action) if self.remember else None
         if known is not None:
             return known
         try:
@@ -168,26 +173,37 @@ class Policy:
             decision = self._decision(cedarpy.is_authorized(request, policies, entities))
         except Exception:  # a request Cedar cannot take must never allow anything
             return EVALUATION_ERROR
-        self._remember(key, decision)
+        self._remember(key, action, decision)
         return decision
 
-    def _remember(self, key: tuple[str, str, str, Resource], decision: Decision) -> None:
+    def _remember(self, key: tuple[str, str, Resource], action: str, decision: Decision) -> None:
         if decision is EVALUATION_ERROR or not self.remember:
             return  # an error is not worth keeping: it should be retried
         with self._lock:
-            if len(self._decided) >= _DECISIONS_LIMIT:
-                self._decided.clear()
-            self._decided[key] = decision
+            known = self._decided.get(key)
+            if known is None:
+                if len(self._decided) >= _DECISIONS_LIMIT:
+                    self._decided.clear()
+                known = self._decided[key] = {}
+            known[action] = decision
 
     def decide_many(self, principal: Principal, requests: Sequence[tuple[str, Resource]]) -> list[Decision]:
         """One decision per (action, resource), in order: one call into Cedar per distinct action."""
         decisions: list[Decision] = [UNKNOWN_ACTION] * len(requests)
         by_action: dict[str, list[int]] = {}
         kind, agency = str(principal.kind), principal.agency or ""
-        keys = [self._key(kind, agency, action, resource or _NO_FACTS) for action, resource in requests]
-        for i, (action, _) in enumerate(requests):
-            key = keys[i]
-            known = self._decided.get(key) if self.remember else None
+        # One key, and one look-up of what is known, per distinct facts object (requests holds them all
+        # alive, so their ids are theirs for the whole call).
+        keyed: dict[int, tuple[tuple[str, str, Resource], dict[str, Decision]]] = {}
+        keys: list[tuple[str, str, Resource]] = []
+        for i, (action, resource) in enumerate(requests):
+            facts = resource or _NO_FACTS
+            entry = keyed.get(id(facts))
+            if entry is None:
+                key = self._key(kind, agency, facts)
+                entry = keyed[id(facts)] = (key, self._decided.get(key, _NONE) if self.remember else _NONE)
+            keys.append(entry[0])
+            known = entry[1].get(action)
             if known is not None:
                 decisions[i] = known
             elif action in self._sets:
@@ -202,7 +218,7 @@ class Policy:
                     raise ValueError("Cedar answered a different number of requests")
                 for i, result in zip(positions, results, strict=True):
                     decisions[i] = self._decision(result)
-                    self._remember(keys[i], decisions[i])
+                    self._remember(keys[i], action, decisions[i])
             except Exception:
                 for i in positions:
                     decisions[i] = EVALUATION_ERROR
