@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,6 +66,29 @@ def _sqlite_setup(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         readonly = conn.get_execution_options().get("opsroom_readonly", False)
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def driver_execute(session: Session, sql: str, params: Sequence[Any] = (), *, rowcount: bool = False) -> Any:
+    """Run one fixed statement of the hot path on the session's connection, straight to the driver.
+
+    `sql` uses `?` for its parameters (written as `%s` for psycopg). SQLAlchemy's statement building,
+    cache-key generation and compiled-statement machinery cost several times what such a statement
+    costs the database (a primary-key read, a one-row insert), on every request. rowcount: keep the
+    cursor's row count (psycopg reports -1 unless SQLAlchemy is asked to keep it).
+    """
+    connection = session.connection()
+    options = {"preserve_rowcount": True} if rowcount else None
+    return connection.exec_driver_sql(_styled(sql, connection.dialect.paramstyle), tuple(params),
+                                      execution_options=options)  # fmt: skip
+
+
+@functools.cache
+def _styled(sql: str, paramstyle: str) -> str:
+    if paramstyle == "qmark":
+        return sql
+    if "%" in sql:
+        raise ValueError("driver SQL must not contain '%'")
+    return sql.replace("?", "%s")
 
 
 class Database:

@@ -160,7 +160,7 @@ class Policy:
         """One decision; never raises (an error denies)."""
         facts = resource or _NO_FACTS
         key = self._key(str(principal.kind), principal.agency or "", facts)
-        known = self._decided.get(key, _NONE).get(action) if self.remember else None
+        known = (self._decided.get(key) or _NONE).get(action) if self.remember else None
         if known is not None:
             return known
         try:
@@ -194,14 +194,14 @@ class Policy:
         kind, agency = str(principal.kind), principal.agency or ""
         # One key, and one look-up of what is known, per distinct facts object (requests holds them all
         # alive, so their ids are theirs for the whole call).
-        keyed: dict[int, tuple[tuple[str, str, Resource], dict[str, Decision]]] = {}
+        keyed: dict[int, tuple[tuple[str, str, Resource], Mapping[str, Decision]]] = {}
         keys: list[tuple[str, str, Resource]] = []
         for i, (action, resource) in enumerate(requests):
             facts = resource or _NO_FACTS
             entry = keyed.get(id(facts))
             if entry is None:
                 key = self._key(kind, agency, facts)
-                entry = keyed[id(facts)] = (key, self._decided.get(key, _NONE) if self.remember else _NONE)
+                entry = keyed[id(facts)] = (key, (self._decided.get(key) if self.remember else None) or _NONE)
             keys.append(entry[0])
             known = entry[1].get(action)
             if known is not None:

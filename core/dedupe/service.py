@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col
+from sqlmodel import Session
 
+from core.db import driver_execute
 from core.dedupe.models import ProcessedActivity
 
 
@@ -21,10 +19,14 @@ class Seen:
     delivered: bool
 
 
+_SEEN = "SELECT reply, delivered FROM processed_activity WHERE key = ?"
+_CLAIM = ("INSERT INTO processed_activity (key, activity_id, at, reply, delivered) VALUES (?, ?, ?, ?, ?)"
+          " ON CONFLICT (key) DO NOTHING")  # fmt: skip
+
+
 def seen(*, session: Session, key: str) -> Seen | None:
-    """The earlier processing of this activity, or None."""
-    columns = (col(ProcessedActivity.reply), col(ProcessedActivity.delivered))
-    row = session.execute(select(*columns).where(col(ProcessedActivity.key) == key)).first()
+    """The earlier processing of this activity, or None (every request asks: a fixed statement)."""
+    row = driver_execute(session, _SEEN, (key,)).first()
     return None if row is None else Seen(row[0], bool(row[1]))
 
 
@@ -40,15 +42,8 @@ def claim(*, session: Session, key: str, activity_id: str, at: str, reply: str |
     ON CONFLICT DO NOTHING waits for a concurrent claimant's transaction on
     PostgreSQL, so exactly one of two racing replicas gets True.
     """
-    table = ProcessedActivity.__table__  # type: ignore[attr-defined]
-    values = {"key": key, "activity_id": activity_id[:256], "at": at, "reply": reply, "delivered": False}
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    # SQLAlchemy does not keep an INSERT's rowcount unless asked (on psycopg it is
-    # -1 otherwise, which would make every claim look like a win).
-    result = session.execute(stmt, execution_options={"preserve_rowcount": True})
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    result = driver_execute(session, _CLAIM, (key, activity_id[:256], at, reply, False), rowcount=True)
+    return bool(result.rowcount)
 
 
 def prune(*, session: Session, before: str) -> int:

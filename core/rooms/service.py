@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, func, or_, update
+from sqlalchemy import Select, bindparam, case, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -20,12 +21,20 @@ def get_by_key(*, session: Session, key: str) -> Room | None:
 
 def get_by_conversation(*, session: Session, conversation_id: str) -> Room | None:
     """The room whose Teams space this conversation is (a thread, or a whole channel)."""
-    base = conversation_id.split(";", 1)[0]
-    whole_channel = (col(Room.conversation_id) == base) & (col(Room.space_kind) != "thread")
-    exact = col(Room.conversation_id) == conversation_id
+    params = {"exact": conversation_id, "base": conversation_id.split(";", 1)[0]}
+    return session.execute(_BY_CONVERSATION, params).scalars().first()
+
+
+def _by_conversation() -> Select[Any]:
+    exact = col(Room.conversation_id) == bindparam("exact")
+    whole_channel = (col(Room.conversation_id) == bindparam("base")) & (col(Room.space_kind) != "thread")
     # A thread is more specific than the channel around it, should both ever be rooms.
-    stmt = select(Room).where(or_(exact, whole_channel)).order_by(case((exact, 0), else_=1))
-    return session.exec(stmt).first()
+    return sa_select(Room).where(or_(exact, whole_channel)).order_by(case((exact, 0), else_=1)).limit(1)
+
+
+# Every request looks its room and membership up: the statements are built once (building one and
+# working out its cache key cost more than running it).
+_BY_CONVERSATION = _by_conversation()
 
 
 def keys_starting(*, session: Session, prefix: str) -> set[str]:
@@ -36,8 +45,11 @@ def keys_starting(*, session: Session, prefix: str) -> set[str]:
 
 def member(*, session: Session, room_id: int, aad_id: str) -> RoomMember | None:
     """Someone's membership of a room."""
-    stmt = select(RoomMember).where(col(RoomMember.room_id) == room_id, col(RoomMember.aad_id) == aad_id)
-    return session.exec(stmt).first()
+    return session.execute(_MEMBER, {"room_id": room_id, "aad_id": aad_id}).scalars().first()
+
+
+_MEMBER = sa_select(RoomMember).where(col(RoomMember.room_id) == bindparam("room_id"),
+                                      col(RoomMember.aad_id) == bindparam("aad_id")).limit(1)  # fmt: skip
 
 
 def members(*, session: Session, room_id: int) -> Sequence[RoomMember]:
