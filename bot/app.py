@@ -18,6 +18,7 @@ from botbuilder.schema import Activity
 
 from bot import intake
 from bot.access import AccessTick, connector_groups
+from bot.activity_json import activity_from_json
 from bot.auth import AuthUnavailable, GuardedAuthentication, build_authentication
 from bot.config import Settings
 from bot.digests import DigestTick
@@ -279,7 +280,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return await _reject(request, 408, f"body not received within {BODY_TIMEOUT:g} s")
     try:
         data = intake.parse(body)
-        activity = Activity().deserialize(data)
+        activity = activity_from_json(data)  # the SDK's Activity without msrest's walk
     except intake.Malformed as exc:
         return await _reject(request, 400, str(exc))
     except Exception:
