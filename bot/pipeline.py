@@ -117,8 +117,11 @@ class Pipeline:
     async def commit(self, turn: Turn) -> None:
         """The request's one unit of work: its staged writes, its reply and its audit event, together."""
         staged = bool(turn.work.staged)
+        reply, note = turn.reply, (turn.note.outcome, turn.note.detail)
 
         def work(session: Session) -> None:
+            # The group writer may run this twice (core/groupcommit.py): each run starts from the same turn.
+            turn.reply, (turn.note.outcome, turn.note.detail) = reply, note
             acting = turn.outcome not in ("error", "duplicate")
             if acting:
                 for write in turn.on_commit:

@@ -1,8 +1,11 @@
 """Group commit: many requests' transactions written with one commit (one fsync).
 
-One writer thread takes every job waiting in its queue, runs each inside its own
-SAVEPOINT of a single transaction, and commits once. A job that raises is rolled
-back to its savepoint alone; the others still commit. No job's future resolves
+One writer thread takes every job waiting in its queue, runs them in a single
+transaction and commits once. When a job raises, the transaction is rolled back and
+the other jobs are run again, each in its own SAVEPOINT of a new transaction, so
+that the failed job is undone alone and the others still commit: a job may run more
+than once, so it must do its writes, and any work it keeps, inside the call (a job
+never sees its own earlier attempt's writes). No job's future resolves
 before the commit that makes it durable, so a caller is never told "done" for
 something a crash could lose. While one batch is being committed, the next one
 collects, so batches grow with load and stay at one job when idle.
@@ -125,6 +128,47 @@ class GroupWriter:
                 return
 
     def _commit(self, batch: list[_Pending]) -> None:
+        if not self._together(batch):  # a job failed: the batch is undone; the others one at a time
+            self._one_at_a_time([job for job in batch if job.error is None])
+        # One wake-up per event loop for the whole batch, not one per job.
+        loops: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+        for job in batch:
+            loops.setdefault(job.loop, []).append(job)
+        for loop, jobs in loops.items():
+            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, jobs)
+
+    def _together(self, batch: list[_Pending]) -> bool:
+        """Every job in one transaction, without a savepoint each (a SAVEPOINT and its RELEASE cost a
+        request more than its own statements); False when a job raised: then nothing was kept, the
+        failed job has its error, and the others are to be run again, one at a time."""
+        try:
+            with self._session_factory() as session, session.begin():
+                session.info[_HOOKS] = {}
+                for job in batch:
+                    try:
+                        job.result = job.fn(session)
+                    except BaseException as exc:
+                        job.error = exc
+                        raise _Undo from exc
+                for hook in session.info.pop(_HOOKS).values():
+                    hook(session)
+        except _Undo:
+            for job in batch:
+                job.result = None
+            return False
+        except BaseException as exc:  # the commit itself failed: nothing in the batch is durable
+            self._failed(batch, exc)
+        else:
+            self.batches += 1
+            self.jobs += len(batch)
+        return True
+
+    def _one_at_a_time(self, batch: list[_Pending]) -> None:
+        """The jobs of a batch one of whose jobs failed, each in its own savepoint of one transaction: a
+        job that raises is rolled back alone; the others still commit."""
+        if not batch:
+            return
         try:
             with self._session_factory() as session, session.begin():
                 session.info[_HOOKS] = {}
@@ -137,20 +181,21 @@ class GroupWriter:
                 for hook in session.info.pop(_HOOKS).values():
                     hook(session)
         except BaseException as exc:  # the commit itself failed: nothing in the batch is durable
-            log.error("group commit of %d jobs failed: %s", len(batch), type(exc).__name__)
-            for job in batch:
-                job.error = job.error or exc
-                job.result = None
+            self._failed(batch, exc)
         else:
             self.batches += 1
             self.jobs += len(batch)
-        # One wake-up per event loop for the whole batch, not one per job.
-        loops: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+
+    @staticmethod
+    def _failed(batch: list[_Pending], exc: BaseException) -> None:
+        log.error("group commit of %d jobs failed: %s", len(batch), type(exc).__name__)
         for job in batch:
-            loops.setdefault(job.loop, []).append(job)
-        for loop, jobs in loops.items():
-            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more
-                loop.call_soon_threadsafe(_settle, jobs)
+            job.error = job.error or exc
+            job.result = None
+
+
+class _Undo(Exception):
+    """A job of a batch run together raised: the whole transaction is rolled back."""
 
 
 def _settle(jobs: list[_Pending]) -> None:

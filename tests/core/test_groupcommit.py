@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
+from core import groupcommit
 from core.audit import flows, service
 from core.audit.flows import Claim, DuplicateActivity
 from core.db import Database
@@ -66,6 +68,48 @@ async def test_a_failing_job_in_the_middle_of_a_batch_is_undone_alone(db: Databa
     stored = db.transaction(lambda s: sorted(r[0] for r in s.execute(text("SELECT n FROM scratch"))))
     assert stored == list(range(20))
     assert db.transaction(service.verify).ok
+
+
+async def test_a_batch_runs_without_savepoints_and_after_a_failure_the_others_run_once_more(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    savepoints: list[None] = []
+    plain = groupcommit.savepoint
+
+    def counting(session: Session) -> Any:
+        savepoints.append(None)
+        return plain(session)
+
+    monkeypatch.setattr(groupcommit, "savepoint", counting)
+    runs: dict[int, int] = {}
+
+    def counted(n: int, fail: bool = False) -> Any:
+        def work(session: Session) -> int:
+            runs[n] = runs.get(n, 0) + 1
+            flows.record(session, draft(n))
+            if fail:
+                raise RuntimeError("refused")
+            return n
+
+        return work
+
+    together = await asyncio.gather(*(db.commit(counted(n)) for n in range(5)))
+    assert together == list(range(5)) and savepoints == []
+    assert runs == dict.fromkeys(range(5), 1)
+    runs.clear()
+    opened = threading.Event()
+    gate = asyncio.create_task(db.commit(lambda session: opened.wait(5)))  # holds the writer meanwhile
+    await asyncio.sleep(0.05)
+    batches = db.writer.batches
+    jobs = [asyncio.create_task(db.commit(counted(n, fail=n == 7))) for n in range(5, 10)]
+    await asyncio.sleep(0.05)  # all five queued behind the gate
+    opened.set()
+    await gate
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    assert isinstance(results[2], RuntimeError) and [r for r in results if isinstance(r, int)] == [5, 6, 8, 9]
+    assert db.writer.batches == batches + 2  # the gate's batch, then the five's: committed once
+    assert runs == {5: 2, 6: 2, 7: 1, 8: 1, 9: 1} and len(savepoints) == 4  # 7 failed: the others again
+    assert sorted(numbers(db)) == [0, 1, 2, 3, 4, 5, 6, 8, 9] and db.transaction(service.verify).ok
 
 
 async def test_a_duplicate_claim_in_a_batch_loses_alone(db: Database) -> None:
