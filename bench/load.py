@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import procs
+from bench import procs, rooms
 from tests import fixtures
 
 FIXTURE = "channel_message_mention"
@@ -71,9 +71,10 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
-def activity_maker(service_url: str) -> Callable[[], bytes]:
-    """A function returning the Teams channel message `@Opsroom /help`, with a new id each call."""
-    template = json.dumps(fixtures.load(FIXTURE, service_url=service_url, text=TEXT, id=_ID))
+def activity_maker(service_url: str, body: dict[str, Any] | None = None) -> Callable[[], bytes]:
+    """A function returning the Teams channel message `@Opsroom /help` (or `body`), a new id each call."""
+    body = fixtures.load(FIXTURE, service_url=service_url, text=TEXT) if body is None else body
+    template = json.dumps({**body, "id": _ID})
     head, tail = template.split(_ID, 1)
     if _ID in tail:
         raise RuntimeError("activity id placeholder appears twice")
@@ -178,8 +179,38 @@ def connector_alone(impl: str, cfg: LoadConfig) -> list[dict[str, Any]]:
     return runs
 
 
+def run_room(cfg: LoadConfig, ops: procs.Server, connector: procs.Connector) -> dict[str, Any]:
+    """`/room status` and `/task list` typed by the lead in a room of 50 tasks, on the opsroom server the
+    `/help` runs loaded; each answer checked at the connector before and after its measured run."""
+    room = rooms.set_up(ops.url, connector)
+    print(f"  room {room.key}: opened, 3 members, {room.tasks} tasks added over HTTP in "
+          f"{room.setup_seconds:.1f} s", flush=True)  # fmt: skip
+    out: dict[str, Any] = {"key": room.key, "tasks": room.tasks, "members": 3, "mix": room.mix,
+                           "setup_seconds": room.setup_seconds, "runs": []}  # fmt: skip
+    url = f"{ops.url}/api/messages"
+    for clients in cfg.clients:
+        for command in rooms.COMMANDS:
+            make = activity_maker(connector.url, rooms.request(connector.url, command, room))
+            probe = asyncio.run(drive(url, make, 1, 1, cfg.seconds))
+            if probe.ok != 1:
+                raise RuntimeError(f"{command} in {room.key}: the bot answered {probe.statuses}")
+            answer = rooms.check(command, room, connector)
+            run = measure(f"opsroom {command}", url, make, clients, cfg, ops.pid, connector)
+            rooms.check(command, room, connector)  # the run's own last answer, too
+            out["runs"].append({"command": command, "answer": answer, **asdict(run)})
+            print(f"  {command:13} {clients:3} clients: {run.rps:8.1f} req/s  p50 {run.p50_ms:6.2f} ms  "
+                  f"p99 {run.p99_ms:6.2f} ms  bot CPU {run.server_cpu_ms_per_request} ms/request  "
+                  f"ok {run.ok} err {run.errors} replies {run.replies}  cpu {run.cpu_pct}",
+                  flush=True)  # fmt: skip
+            if run.replies != run.ok or run.errors:
+                print(f"  !! {command}: {run.errors} errors {run.statuses}; the connector received "
+                      f"{run.replies} replies for {run.ok} answered requests", flush=True)  # fmt: skip
+    return out
+
+
 def run_http(cfg: LoadConfig, work: Path) -> dict[str, Any]:
-    """The three bots side by side: idle RSS, then each concurrency against raw, echo, then opsroom."""
+    """The three bots side by side: idle RSS, then each concurrency against raw, echo, then opsroom; then
+    opsroom alone with commands in a room of 50 tasks (`run_room`)."""
     database_url = f"sqlite:///{work / 'opsroom-http.db'}"
     procs.migrate(database_url, work / "migrate.log")
     out: dict[str, Any] = {"config": asdict(cfg), "runs": [], "rss_mb": {}}
@@ -207,6 +238,7 @@ def run_http(cfg: LoadConfig, work: Path) -> dict[str, Any]:
             out["rss_mb"][name]["after_load"] = round(procs.rss_mb(server.pid), 1)
             peaks = [r["rss_peak_mb"] or 0.0 for r in out["runs"] if r["target"] == name]
             out["rss_mb"][name]["peak_under_load"] = max(peaks, default=0.0)
+        out["room"] = run_room(cfg, ops, connector)
     out["connector_alone"] = []
     for impl in ("fast", "fake"):
         out["connector_alone"] += connector_alone(impl, cfg)

@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -162,15 +163,32 @@ class Connector:
         self.url = f"http://127.0.0.1:{self.port}/"
 
     def ask(self, command: str) -> int:
-        """Send one command line, read the one-line answer."""
+        """Send one command line, read the one-line answer (a count)."""
+        return int(self.ask_json(command))
+
+    def ask_json(self, command: str) -> Any:
+        """Send one command line, read the one-line JSON answer."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
-        return int(self.proc.stdout.readline())
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.impl} connector exited")
+        return json.loads(line)
 
     def activities(self) -> int:
         """Activities (sends and replies) received so far."""
         return self.ask("count")
+
+    def created(self) -> str | None:
+        """The id of the newest conversation the bot created (a room's thread), if any."""
+        found = self.ask_json("created")
+        return None if found is None else str(found)
+
+    def last(self) -> dict[str, Any] | None:
+        """The newest activity received: `{"conversation": ID, "activity": {...}}`."""
+        found = self.ask_json("last")
+        return found if isinstance(found, dict) else None
 
     @property
     def pid(self) -> int:

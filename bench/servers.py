@@ -16,9 +16,11 @@ quotes them) on one keep-alive `ClientSession` made at start-up, then answers
 201. No botbuilder, no auth (local mode, like the others), and `/healthz`.
 
 A connector prints `{"port": N}` on stdout once it listens, then answers
-commands read from stdin, one per line: `count` prints how many activities
-(sends and replies) it has received, `requests` how many requests of any kind;
-end of input stops it.
+commands read from stdin, one per line, with one JSON line: `count` prints how many
+activities (sends and replies) it has received, `requests` how many requests of any
+kind, `created` the id of the newest conversation the bot created (null if none),
+`last` the newest activity it received as `{"conversation": ID, "activity": {...}}`
+(null if none); end of input stops it.
 """
 
 from __future__ import annotations
@@ -153,6 +155,8 @@ class FastConnector:
         self.port = 0
         self._members: dict[str, dict[str, dict[str, object]]] = {}
         self._ids = itertools.count(1)
+        self.created: list[str] = []
+        self.last: tuple[str, bytes] | None = None
 
     def add_member(self, conversation_id: str, member: dict[str, object]) -> None:
         """Answer member lookups for this person by Teams id or AAD object id."""
@@ -163,9 +167,11 @@ class FastConnector:
     async def _dispatch(self, request: web.Request) -> web.Response:
         self.requests += 1
         seg = [unquote(s) for s in request.raw_path.split("?", 1)[0].split("/") if s]
+        if seg == ["v3", "conversations"] and request.method == "POST":
+            return await self._create(request)
         conversations = len(seg) >= 4 and seg[:2] == ["v3", "conversations"]
         if conversations and seg[3] == "activities" and request.method == "POST" and len(seg) in (4, 5):
-            await request.read()
+            self.last = (seg[2], await request.read())  # kept as bytes: parsed only when asked for
             self.activities += 1
             return web.json_response({"id": str(next(self._ids))}, status=201)
         if conversations and len(seg) == 5 and seg[3] == "members":
@@ -174,6 +180,27 @@ class FastConnector:
                 return web.json_response(member)
         body = {"error": {"code": "NotFound", "message": f"no route for {request.method}"}}
         return web.json_response(body, status=404)
+
+    async def _create(self, request: web.Request) -> web.Response:
+        """A new thread in a channel, started with the activity (what `/room open` asks for)."""
+        body = await request.json()
+        channel = ((body.get("channelData") or {}).get("channel") or {}).get("id")
+        if not channel:
+            return web.json_response({"error": {"code": "BadArgument", "message": "no channel"}}, status=400)
+        activity_id = str(next(self._ids))
+        conversation = f"{channel};messageid={activity_id}" if body.get("activity") else str(channel)
+        self.created.append(conversation)
+        if body.get("activity"):
+            self.activities += 1
+            self.last = (conversation, json.dumps(body["activity"]).encode())
+        return web.json_response({"id": conversation, "activityId": activity_id,
+                                  "serviceUrl": f"http://127.0.0.1:{self.port}/"}, status=201)  # fmt: skip
+
+    def last_activity(self) -> dict[str, Any] | None:
+        """The newest activity received, with the conversation it went to."""
+        if self.last is None:
+            return None
+        return {"conversation": self.last[0], "activity": json.loads(self.last[1])}
 
     def start_sync(self) -> FastConnector:
         """Listen on an ephemeral port, serving from a daemon thread."""
@@ -206,6 +233,8 @@ def run_connector(impl: str, limits: bool = False) -> None:
     posts the enforced Teams limits answered 429, with --limits on the fake)."""
     count: Callable[[], int]
     total: Callable[[], int]
+    created: Callable[[], str | None]
+    last: Callable[[], dict[str, Any] | None]
     if impl == "fake":
         from tests.fakes.connector import FakeConnector
         from tests.fakes.connector_limits import TEAMS_APP_LIMITS, TEAMS_THREAD_LIMITS
@@ -225,6 +254,15 @@ def run_connector(impl: str, limits: bool = False) -> None:
 
         def throttled() -> int:
             return len(fake.throttled_requests())
+
+        def created() -> str | None:
+            return next(reversed(list(fake.conversations)), None)
+
+        def last() -> dict[str, Any] | None:
+            posted = fake.activities()
+            if not posted:
+                return None
+            return {"conversation": posted[-1].conversation_id, "activity": dict(posted[-1])}
     else:
         fast = FastConnector().start_sync()
         seed_people(fast.add_member)
@@ -239,12 +277,18 @@ def run_connector(impl: str, limits: bool = False) -> None:
         def throttled() -> int:
             return 0
 
+        def created() -> str | None:
+            return fast.created[-1] if fast.created else None
+
+        last = fast.last_activity
+
     print(json.dumps({"port": port}), flush=True)
+    answers: dict[str, Callable[[], object]] = {"count": count, "requests": total, "throttled": throttled,
+                                                "created": created, "last": last}  # fmt: skip
     for line in sys.stdin:
         command = line.strip()
-        answers = {"count": count, "requests": total, "throttled": throttled}
         answer = answers[command]() if command in answers else -1
-        print(answer, flush=True)
+        print(json.dumps(answer), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
