@@ -109,7 +109,8 @@ async def task_list(ctx: CommandContext, args: ListArgs) -> Reply:
 
     found, shares, members = await ctx.db.run(read, readonly=True)
     seen = view(ctx, members, found, shares)
-    visible = [(task, _facts(ctx, task, shares.get(task.id or 0, frozenset()))) for task in found
+    facts = {mine: replace(ctx.resource, shared_with_caller=mine) for mine in (False, True)}  # not per task
+    visible = [(task, facts[_mine(ctx, task, shares.get(task.id or 0, frozenset()))]) for task in found
                if task.id in seen.shown.tasks]  # fmt: skip
     kind = "overdue" if args.overdue else ("open or done" if args.all else "open")
     whose = " assigned to you" if args.mine else ""
@@ -258,10 +259,9 @@ def _buttons(ctx: CommandContext, tasks: list[tuple[Task, Resource]]) -> list[Bu
     return [Buttons(*allowed[i : i + 3]) for i in range(0, len(allowed), 3)]
 
 
-def _facts(ctx: CommandContext, task: Task, shares: frozenset[str]) -> Resource:
-    """The request's facts, for this task."""
-    mine = service.shared_with(task, shares, aad_id=ctx.principal.aad_id, agency=ctx.principal.agency)
-    return replace(ctx.resource, shared_with_caller=mine)
+def _mine(ctx: CommandContext, task: Task, shares: frozenset[str]) -> bool:
+    """Whether the task is shared with the caller."""
+    return service.shared_with(task, shares, aad_id=ctx.principal.aad_id, agency=ctx.principal.agency)
 
 
 def _touched(ctx: CommandContext, task: Task) -> None:

@@ -25,9 +25,9 @@ import re
 _BREAK = re.compile(r"\r\n|\r|\n")
 _LINE_START = re.compile(r"([ \t]*)(?:([#+=-])|(\d{1,9})([.)]))")
 _ENTITY_LIKE = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
-_CARD = {ch: "\\" + ch for ch in "\\`*_[]<>~|{"}
-_MESSAGE = {**{ch: "\\" + ch for ch in "\\`*_[]~|"}, "&": "&amp;", "<": "&lt;", ">": "&gt;",
-            "{": "&#123;", "}": "&#125;"}  # fmt: skip
+_CARD = str.maketrans({ch: "\\" + ch for ch in "\\`*_[]<>~|{"})
+_MESSAGE = str.maketrans({**{ch: "\\" + ch for ch in "\\`*_[]~|"}, "&": "&amp;", "<": "&lt;", ">": "&gt;",
+                          "{": "&#123;", "}": "&#125;"})  # fmt: skip
 _BACKTICKS = re.compile(r"`+")
 
 
@@ -45,15 +45,18 @@ def _line_start(line: str) -> tuple[str, str]:
     return head, line[found.end() :]
 
 
-def _escape(text: str, table: dict[str, str], *, entities: bool) -> str:
+def _escape(text: str, table: dict[int, str], *, entities: bool) -> str:
     lines = []
     parts = _BREAK.split(text)
     breaks = [*_BREAK.findall(text), ""]
     for line, brk in zip(parts, breaks, strict=True):
         head, rest = _line_start(line)
-        body = ["\\&" if ch == "&" and entities and _ENTITY_LIKE.match(rest, at) else table.get(ch, ch)
-                for at, ch in enumerate(rest)]  # fmt: skip
-        lines.append(head + "".join(body) + brk)
+        body = rest.translate(table)
+        if entities and "&" in body:
+            # `&` is not in the card table and what translate adds is never a letter, digit, # or ;, so
+            # an `&` that starts an entity in the text still starts one here.
+            body = _ENTITY_LIKE.sub(r"\\&", body)
+        lines.append(head + body + brk)
     return "".join(lines)
 
 
