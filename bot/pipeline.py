@@ -342,14 +342,17 @@ class Pipeline:
         context, reply = turn.context, turn.reply
         key = turn.claim.key if turn.claim is not None else None
         outgoing: dict[str, Any] | None = None
+        encoded: str | None = None  # outgoing's JSON, when the claim keeps it
         if isinstance(reply, Reply) and turn.outcome != "duplicate":
             outgoing = turn.reply_json if turn.reply_json is not None else reply.activity()
+            if turn.reply_json is not None and turn.claim is not None:
+                encoded = turn.claim.reply
         elif turn.outcome == "duplicate" and turn.stored_reply and key not in self._delivered:
-            outgoing = json.loads(turn.stored_reply)  # never delivered: deliver now
+            outgoing, encoded = json.loads(turn.stored_reply), turn.stored_reply  # never delivered: now
         if outgoing is not None:
             try:
                 if self.replies is not None:
-                    await self.replies.send(context, outgoing)
+                    await self.replies.send(context, outgoing, encoded=encoded)
                 else:
                     await context.send_activity(Activity().deserialize(outgoing))
             except Exception:

@@ -83,6 +83,18 @@ def addressed(body: Mapping[str, Any], incoming: Activity) -> dict[str, Any]:
     return {key: value for key, value in out.items() if value is not None}
 
 
+def encode(out: Mapping[str, Any], body: Mapping[str, Any], encoded: str | None) -> bytes:
+    """The addressed reply `out` as JSON: the addressing written in front of `encoded` (the JSON of
+    `body`) when out is body plus the addressing alone, else out encoded whole."""
+    extra = {key: value for key, value in out.items() if key not in body}
+    spliced = (encoded is not None and len(encoded) > 2 and encoded[0] == "{" and extra
+               and all(key in out and out[key] is value for key, value in body.items()))  # fmt: skip
+    if not spliced:
+        return json.dumps(out, separators=(",", ":")).encode("utf-8")
+    assert encoded is not None
+    return (json.dumps(extra, separators=(",", ":"))[:-1] + "," + encoded[1:]).encode("utf-8")
+
+
 def reply_url(service_url: str, conversation_id: str, reply_to_id: str | None) -> str:
     """Where a reply goes: under the activity it answers, or into the conversation."""
     base = f"{service_url.rstrip('/')}/v3/conversations/{quote(conversation_id, safe='')}/activities"
@@ -100,8 +112,11 @@ class Replies:
     def retry(self) -> RetrySettings:
         return self._outbound.retry
 
-    async def send(self, context: TurnContext, body: Mapping[str, Any]) -> None:
-        """Send one reply in this turn; raises when it could not be delivered."""
+    async def send(
+        self, context: TurnContext, body: Mapping[str, Any], *, encoded: str | None = None
+    ) -> None:
+        """Send one reply in this turn; raises when it could not be delivered. encoded: the body as JSON
+        already (the copy kept with the dedupe claim), so that a large card is not encoded again."""
         client = context.turn_state.get(context.adapter.BOT_CONNECTOR_CLIENT_KEY)
         incoming = context.activity
         if (client is None or context._on_send_activities
@@ -114,7 +129,7 @@ class Replies:
         if not tokens.anonymous:
             headers["Authorization"] = f"Bearer {await tokens.token()}"
         url = reply_url(incoming.service_url or "", out["conversation"]["id"], out.get("replyToId"))
-        await self._post(url, json.dumps(out, separators=(",", ":")).encode("utf-8"), headers)
+        await self._post(url, encode(out, body, encoded), headers)
         context.responded = True
 
     async def _post(self, url: str, data: bytes, headers: dict[str, str]) -> None:

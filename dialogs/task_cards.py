@@ -127,14 +127,19 @@ def list_card(room: Room, tasks: Sequence[tuple[Task, Buttons]], *, heading: str
     many more there are (more_hint: where to look for them); names: whom it may name; footer: a last
     line (what a reply in the room's space leaves out)."""
     zone = ZoneInfo(room.timezone)
-    rows: list[dict[str, Any]] = []
-    used = 0
-    for task, allowed in tasks[:LIST_MAX]:
-        row = _row(task, allowed, now=now, zone=zone, room_flag=room_flag, names=names)
-        used += size(row)
-        if used > LIST_BUDGET and rows:
-            break
-        rows.append(row)
+    every = [_row(task, allowed, now=now, zone=zone, room_flag=room_flag, names=names)
+             for task, allowed in tasks[:LIST_MAX]]  # fmt: skip
+    # The rows' sizes added up, from one encoding of them all: the list's, less its brackets and the
+    # ", " between rows. Only when they do not all fit is each row measured, to see where to stop.
+    if every and size(every) - 2 * len(every) <= LIST_BUDGET:
+        rows = every
+    else:
+        rows, used = [], 0
+        for row in every:
+            used += size(row)
+            if used > LIST_BUDGET and rows:
+                break
+            rows.append(row)
     shown = [task.number for task, _ in tasks[: len(rows)]]
     body = [banner(room.classification), text_block(heading, weight="Bolder", size="Medium"), *rows]
     more = len(tasks) - len(rows)

@@ -4,6 +4,7 @@ have sent: the same addressing, the same body, key for key, for every fixture an
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.aio import ConnectorClient
 from msrest.authentication import BasicTokenAuthentication
 
-from bot.replies import addressed, reply_url
+from bot.replies import addressed, encode, reply_url
 from dialogs.context import Reply
 from tests import fixtures
 
@@ -69,3 +70,20 @@ def test_msrest_drops_teams_tenant_id_of_the_conversation_and_so_does_the_reply(
     incoming = Activity().deserialize(raw)
     assert incoming.conversation.tenant_id is None
     assert "tenantId" not in addressed(Reply(text="x").activity(), incoming)["conversation"]
+
+
+@pytest.mark.parametrize("kind", list(REPLIES))
+def test_the_reply_kept_with_the_claim_is_posted_without_encoding_it_again(kind: str) -> None:
+    incoming = Activity().deserialize(fixtures.load("channel_message_mention", service_url="https://smba.example/emea/"))
+    body = REPLIES[kind].activity()
+    out = addressed(body, incoming)
+    kept = json.dumps(body)
+    assert json.loads(encode(out, body, kept)) == out == json.loads(encode(out, body, None))
+    assert encode(out, body, kept).endswith(kept[1:].encode())  # the kept JSON itself, after the addressing
+
+
+def test_a_kept_reply_that_is_not_the_body_is_encoded_whole() -> None:
+    incoming = Activity().deserialize(fixtures.load("personal_message", service_url="https://smba.example/emea/"))
+    body = {"type": "message", "text": "now", "id": "old"}  # an id: addressing drops it
+    out = addressed(body, incoming)
+    assert "id" not in out and json.loads(encode(out, body, json.dumps(body))) == out
