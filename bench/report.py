@@ -29,6 +29,37 @@ NOTES = """\
   ms/request" is the cleaner measure of what a bot costs.
 - **The machine is shared.** Other sessions may be running on the same two cores; each section says
   how much CPU other processes used while it ran. Compare figures from the same run.
+
+## The request path, second round (issue 13)
+
+What a request does now, and what was measured and left (profiles with py-spy on the GIL-holding
+thread, `/help` at 50 clients, while writing this; the figures above are the ones to compare):
+
+- **In and out as JSON.** An inbound activity becomes the SDK's `Activity` through
+  `bot/activity_json.py` (built from the SDK's own attribute maps; anything it does not reproduce
+  exactly goes to msrest, and parity tests compare every fixture and generated activities), about
+  12x faster than msrest's walk. A reply is `Reply.activity()`, the JSON kept with the dedupe claim,
+  addressed as TurnContext addresses it and posted through the shared aiohttp session with the turn's
+  connector token and the same retries (`bot/replies.py`; parity tests against msrest's serialiser);
+  a card kept with the claim is posted as that JSON, not encoded again. botbuilder's adapter,
+  authentication and `TurnContext` still run every turn.
+- **Statements built once.** The dedupe check and claim go to the driver as fixed SQL; the audit
+  append already did. The room, membership, member list and task counts are statements built at
+  import with bind parameters. Group commit runs a batch without a savepoint per job and falls back
+  to one job at a time (savepoints) only when a job fails.
+- **Done once.** Policy decisions are remembered per (who, facts) and then per action, so `/help`'s
+  forty decisions hash their facts once; `/help`'s listing is written once per set of allowed
+  commands; request ids are a per-process prefix and a counter; `/task list` builds two facts objects,
+  not one per task; escaping uses `str.translate`.
+- **Reads stay on a worker thread.** Running the request's short SQLite reads on the event loop
+  instead was measured and left out: throughput fell (about 175 -> 135 req/s, CPU per request up),
+  because pysqlite, like psycopg, releases the GIL while the database works, so the worker thread
+  overlaps the loop. PostgreSQL's async or pipeline mode was not tried.
+- **Where `/help`'s CPU goes now**, largest first: the group writer's transaction (SQLAlchemy's session
+  around a few statements), the read in the worker thread (the room and membership as ORM objects),
+  the reply's POST through aiohttp, botbuilder's turn (adapter, TurnContext, ActivityHandler),
+  parsing the body, routing. `/task list` spends most of its time loading fifty tasks as ORM objects
+  and building and encoding the card.
 """
 
 HOW_TO = """\
