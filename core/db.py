@@ -68,17 +68,21 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
-def driver_execute(session: Session, sql: str, params: Sequence[Any] = (), *, rowcount: bool = False) -> Any:
+def driver_execute(
+    session: Session, sql: str, params: Sequence[Any] = (), *, rowcount: bool = False, many: bool = False
+) -> Any:
     """Run one fixed statement of the hot path on the session's connection, straight to the driver.
 
     `sql` uses `?` for its parameters (written as `%s` for psycopg). SQLAlchemy's statement building,
     cache-key generation and compiled-statement machinery cost several times what such a statement
     costs the database (a primary-key read, a one-row insert), on every request. rowcount: keep the
-    cursor's row count (psycopg reports -1 unless SQLAlchemy is asked to keep it).
+    cursor's row count (psycopg reports -1 unless SQLAlchemy is asked to keep it). many: params is a
+    list of rows, the statement run for each (executemany).
     """
     connection = session.connection()
     options = {"preserve_rowcount": True} if rowcount else None
-    return connection.exec_driver_sql(_styled(sql, connection.dialect.paramstyle), tuple(params),
+    values: Any = [tuple(row) for row in params] if many else tuple(params)
+    return connection.exec_driver_sql(_styled(sql, connection.dialect.paramstyle), values,
                                       execution_options=options)  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from core.audit import signatures, signing
 from core.audit.chain import Checkpoint, VerifyResult, event_hash, verify_rows, with_optional
 from core.audit.links import iter_links
 from core.audit.models import GENESIS_HASH, HASHED_FIELDS, AuditEvent, EventDraft
+from core.db import driver_execute
 
 log = logging.getLogger(__name__)
 
@@ -192,12 +193,11 @@ def _append_now(session: Session, drafts: Sequence[EventDraft], *,
         prev = values["hash"]
         rows.append(values)
     if rows:
-        connection = session.connection()
         # Without request ids, the column is left out: the same rows, and a store not yet at migration 0010
         # (a test of an older schema) can still be appended to.
         columns = _EVENT_COLUMNS if any(r["request_id"] is not None for r in rows) else _PLAIN_COLUMNS
-        statement = _statement(connection, _INSERT_EVENT.format(", ".join(columns), "{}"))
-        connection.exec_driver_sql(statement, [tuple(r[name] for name in columns) for r in rows])
+        driver_execute(session, _insert_event(columns), [tuple(r[name] for name in columns) for r in rows],
+                       many=True)  # fmt: skip
         session.info[_HEAD_CACHE] = (session.get_transaction(), seq, prev)
         signer = signing.signer_for(session)
         if signer is not None:
@@ -205,26 +205,20 @@ def _append_now(session: Session, drafts: Sequence[EventDraft], *,
     return [StoredEvent(**values) for values in rows]
 
 
-# Appends are the hot path (every request writes one): the statements go to the driver as they are,
-# without SQLAlchemy's per-statement compile and result machinery (half an append's time otherwise).
+# Appends are the hot path (every request writes one): the statements go to the driver as they are
+# (core.db.driver_execute), without SQLAlchemy's per-statement compile and result machinery (half an
+# append's time otherwise).
 _EVENT_COLUMNS = (*HASHED_FIELDS, "request_id", "hash")
 _PLAIN_COLUMNS = (*HASHED_FIELDS, "hash")
-_INSERT_EVENT = "INSERT INTO audit_event ({}) VALUES ({})"
 # DO NOTHING: a row already there can only have been planted (events and their signature are written
 # together); refusing the append would let whoever planted it stop the bot, and verify reports it.
-_SIGN = ("INSERT INTO audit_signature (seq, hash, signature, key_id, from_seq, at) VALUES ({})"
+_SIGN = ("INSERT INTO audit_signature (seq, hash, signature, key_id, from_seq, at) VALUES (?, ?, ?, ?, ?, ?)"
          " ON CONFLICT (seq) DO NOTHING")  # fmt: skip
 
 
-def _statement(connection: Any, template: str) -> str:
-    """template with one positional placeholder per column, in the driver's style."""
-    return _placeholders(template, "?" if connection.dialect.paramstyle == "qmark" else "%s")
-
-
 @functools.cache
-def _placeholders(template: str, marker: str) -> str:
-    columns = template.split("(", 2)[1].split(")")[0].count(",") + 1
-    return template.format(", ".join([marker] * columns))
+def _insert_event(columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO audit_event ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
 _UNSIGNED = "opsroom.audit_unsigned"
@@ -263,10 +257,8 @@ def _sign_head(
     Whatever commits (a group-commit batch with some jobs rolled back, a flow's several appends) ends
     on a signed head, and a signature is never kept for events that were not.
     """
-    connection = session.connection()
     signature = signer.sign(seq, head_hash, from_seq)
-    connection.exec_driver_sql(_statement(connection, _SIGN),
-                               (seq, head_hash, signature, signer.key_id, from_seq, at))  # fmt: skip
+    driver_execute(session, _SIGN, (seq, head_hash, signature, signer.key_id, from_seq, at))
 
 
 def _vouched_from(session: Session, signer: signing.Signer, seq: int, head_hash: str) -> int:
