@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ from botbuilder.schema import Activity, ActivityTypes
 from sqlmodel import Session
 
 from bot import chats as personal_chat
+from bot.delivered import DeliveredMarks
 from bot.identity import Identity
 from bot.locating import Locator
 from bot.metrics import Metrics
@@ -51,10 +51,6 @@ Next = Callable[[], Awaitable[None]]
 Step = Callable[[Turn, Next], Awaitable[None]]
 
 
-
-DELIVERED_MEMORY = 10_000
-MARK_DELAY = 0.05
-"""Seconds a delivered reply waits to be marked in the database with others."""
 
 Loader = Callable[[Turn, str], Awaitable[None]]
 """Loads one declared fact (`kind:field`) into turn.resource / turn.facts (it never decides)."""
@@ -89,9 +85,7 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.locator = Locator(db=db, policy=policy, identity=identity, clock=lambda: self.clock())
         self._inflight: dict[str, asyncio.Lock] = {}
-        self._background: set[asyncio.Task[None]] = set()
-        self._delivered: OrderedDict[str, None] = OrderedDict()
-        self._unmarked: list[str] = []
+        self.delivered = DeliveredMarks(db)
         """Replies delivered lately (their mark in the database may still be on its way)."""
         missing = {f.split(":")[0] for c in router.commands() for f in c.facts} - set(self.loaders)
         if missing:
@@ -347,7 +341,7 @@ class Pipeline:
             outgoing = turn.reply_json if turn.reply_json is not None else reply.activity()
             if turn.reply_json is not None and turn.claim is not None:
                 encoded = turn.claim.reply
-        elif turn.outcome == "duplicate" and turn.stored_reply and key not in self._delivered:
+        elif turn.outcome == "duplicate" and turn.stored_reply and key not in self.delivered:
             outgoing, encoded = json.loads(turn.stored_reply), turn.stored_reply  # never delivered: now
         if outgoing is not None:
             try:
@@ -359,44 +353,14 @@ class Pipeline:
                 log.exception("could not deliver the reply")
             else:
                 if key is not None:
-                    self._delivered_now(key)
+                    self.delivered.delivered(key)
         if context.activity.type == ActivityTypes.invoke:  # buffered by the adapter: the last one wins
             answer = invoke_answer(context.activity, reply if isinstance(reply, Reply) else None)
             await context.send_activity(answer)
 
     async def close(self) -> None:
-        """Write the marks still waiting, and wait for background writes (at shutdown)."""
-        self._mark()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-
-    def _delivered_now(self, key: str) -> None:
-        """Remember a delivered reply here at once, and in the database with the next batch of marks.
-
-        Marks are written together a moment later (one write for many replies, not one each); a
-        crash before that write means a re-send gets its reply again, never loses it.
-        """
-        self._delivered[key] = None
-        while len(self._delivered) > DELIVERED_MEMORY:
-            self._delivered.popitem(last=False)
-        self._unmarked.append(key)
-        if len(self._unmarked) == 1:
-            asyncio.get_running_loop().call_later(MARK_DELAY, self._mark)
-
-    def _mark(self) -> None:
-        keys, self._unmarked = self._unmarked, []
-        if not keys:
-            return
-
-        async def write() -> None:
-            try:
-                await self.db.commit(lambda s: dedupe.mark_delivered(session=s, keys=keys))
-            except Exception:
-                log.exception("could not record %d replies as delivered", len(keys))
-
-        task = asyncio.get_running_loop().create_task(write())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        """Write the delivered marks still waiting (at shutdown)."""
+        await self.delivered.close()
 
 
 def turn_of(context: TurnContext) -> Turn:

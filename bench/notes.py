@@ -1,0 +1,102 @@
+"""The fixed text of docs/PERFORMANCE.md: how to read the figures, and how to reproduce them."""
+
+NOTES = """\
+## Reading the figures
+
+- **Who is the bottleneck.** In the HTTP table, the bot's CPU column near 100% at 50 clients means
+  the bot's one event loop is saturated; the connector's and the load generator's columns stay
+  small, and the "harness alone" table shows both carry many times the bots' request rate. "Bot CPU
+  ms/request" is the bot process's CPU time (all its threads) per answered request.
+- **The echo bot is not free.** With botbuilder 4.17 a `CloudAdapter` turn builds a new
+  `ConnectorClient` and a new `UserTokenClient`; each builds an msrest `ClientRetryPolicy`, whose
+  constructor computes its retry status list with a quadratic list scan (about 4 ms of CPU per
+  client on this machine, when profiled while writing this harness). That is most of the sample
+  echo bot's CPU per request, so "3x the echo bot" asks opsroom not to pay that per turn.
+- **The raw aiohttp bot is the floor.** It reads the JSON body, posts the echo reply to the connector on
+  one keep-alive `ClientSession` and answers 201: no botbuilder, no auth, no database. It measures
+  what a bot costs at minimum on this machine with this harness, so "0.3 of the raw bot" bounds what
+  opsroom's pipeline may cost on top of receiving a message and posting a reply.
+  Its CPU column stays well under 100% even at 50 clients: at well under 1 ms of CPU a request, the
+  round trip through the load generator and the connector, which share the cores with it, is what
+  limits it. So its req/s is what the harness pushes through the cheapest bot, and "bot CPU
+  ms/request" is the cleaner measure of what a bot costs.
+- **The machine is shared.** Other sessions may be running on the same two cores; each section says
+  how much CPU other processes used while it ran. Compare figures from the same run.
+
+## The request path, second round (issue 13)
+
+What a request does now, and what was measured and left (profiles with py-spy on the GIL-holding
+thread, `/help` at 50 clients, while writing this; the figures above are the ones to compare):
+
+- **In and out as JSON.** An inbound activity becomes the SDK's `Activity` through
+  `bot/activity_json.py` (built from the SDK's own attribute maps; anything it does not reproduce
+  exactly goes to msrest, and parity tests compare every fixture and generated activities), about
+  12x faster than msrest's walk. A reply is `Reply.activity()`, the JSON kept with the dedupe claim,
+  addressed as TurnContext addresses it and posted through the shared aiohttp session with the turn's
+  connector token and the same retries (`bot/replies.py`; parity tests against msrest's serialiser);
+  a card kept with the claim is posted as that JSON, not encoded again. botbuilder's adapter,
+  authentication and `TurnContext` still run every turn.
+- **Statements built once.** The dedupe check and claim go to the driver as fixed SQL; the audit
+  append already did. The room, membership, member list and task counts are statements built at
+  import with bind parameters. Group commit runs a batch without a savepoint per job and falls back
+  to one job at a time (savepoints) only when a job fails.
+- **Done once.** Policy decisions are remembered per (who, facts) and then per action, so `/help`'s
+  forty decisions hash their facts once; `/help`'s listing is written once per set of allowed
+  commands; request ids are a per-process prefix and a counter; `/task list` builds two facts objects,
+  not one per task; escaping uses `str.translate`.
+- **Reads stay on a worker thread.** Running the request's short SQLite reads on the event loop
+  instead was measured and left out: throughput fell (about 175 -> 135 req/s, CPU per request up),
+  because pysqlite, like psycopg, releases the GIL while the database works, so the worker thread
+  overlaps the loop. PostgreSQL's async or pipeline mode was not tried.
+- **Where `/help`'s CPU goes now**, largest first: the group writer's transaction (SQLAlchemy's session
+  around a few statements), the read in the worker thread (the room and membership as ORM objects),
+  the reply's POST through aiohttp, botbuilder's turn (adapter, TurnContext, ActivityHandler),
+  parsing the body, routing. `/task list` spends most of its time loading fifty tasks as ORM objects
+  and building and encoding the card.
+"""
+
+HOW_TO = """\
+## How to reproduce
+
+```sh
+make bench                                  # = .venv/bin/python -m bench: every part, writes this file
+.venv/bin/python -m bench --quick           # smoke run (< 2 min), writes var/bench/PERFORMANCE-quick.md
+.venv/bin/python -m bench --only http       # one part (http, audit, verify, startup, policy, digest,
+                                            # oversight, query, replicas); the others are kept from
+                                            # var/bench/results.json with their own dates
+.venv/bin/python -m bench --help            # loads, client counts, connector, event count, output path
+```
+
+- **HTTP**: four subprocesses on 127.0.0.1 ephemeral ports: `python -m bot serve` (local mode, no app
+  id; SQLite WAL database migrated by `python -m bot db upgrade` in a temp dir; `OPSROOM_HOME_TENANT_ID`
+  is the fixtures' tenant), the sample-style echo bot (`python -m bench.servers echo`), the raw aiohttp
+  bot (`python -m bench.servers raw`: no botbuilder; it posts the echo reply to the connector's reply
+  route on one pooled session, then answers 201) and the fake Bot
+  Connector (`python -m bench.servers connector`, `tests.fakes.connector.FakeConnector` by default,
+  seeded with the fixtures' people so identity lookups succeed). The load generator runs in the
+  bench process: an aiohttp client with a keep-alive pool, closed loop, `clients` workers, each
+  request the Teams channel message `@Opsroom /help` (`tests/fixtures`) with a fresh activity id.
+  Warm-up first, then a fixed count or a fixed time, whichever ends first. Latency is from sending
+  the request to reading the whole response; the connector's reply count is checked against it.
+  The three bots run side by side and are loaded one after the other (raw, echo, opsroom at each
+  client count), never together. Then, on the same opsroom process and connector, a room is opened and
+  given 50 tasks through the bot's own commands (`bench/rooms.py`: `/room open`, two more officers'
+  `/room status`, which makes them members, and 50 `/task add`, every answer checked), and
+  `/room status` and `/task list`, typed by the room's lead in its thread, are loaded the same way.
+- **Audit appends**: `await db.run(lambda s: flows.record(s, draft))` (and `db.commit(...)`, the
+  group commit, when core/db.py has it) from 1, 8 and 50 asyncio tasks, each append signing its head
+  with Ed25519 (`core.audit.signing`, a key made for the run), on a fresh SQLite file and
+  on a PostgreSQL database `opsroom_bench_<pid>` created on `BENCH_PG_URL` (default
+  `postgresql://postgres@127.0.0.1:5432/test`) and dropped afterwards. Durable: SQLite runs
+  `synchronous=FULL` in WAL mode, PostgreSQL its defaults.
+- **Verify and query**: a chain of valid events generated once into `var/bench/audit-<n>-<key>.db`
+  (key: digest of migrations, audit models, chain code and generator; delete the file to rebuild),
+  then `core.audit.service.verify` and the `/audit` query, read-only, in the bench process.
+  "Since 7 days ago" is 7 days before the newest event, so the cached file stays meaningful.
+- **Policy decisions**: `Policy.load()` of the shipped `policies/opsroom.cedar`, then `Policy.decide`
+  on a mix of requests and `Policy.decide_many` on 50 `room.see` requests, in the bench process.
+- **Misuse monitoring**: `python -m bench.oversight` (below); the month and its seed are printed and
+  recorded, so any figure here can be rerun: `python -m bench.oversight --seed N`.
+- **`/audit` pages**: `python -m bench.audit_query`, on the same cached chain as "verify".
+- Nothing here asserts a target: a benchmark reports. Figures move with the machine and its load.
+"""
