@@ -128,8 +128,8 @@ class GroupWriter:
                 return
 
     def _commit(self, batch: list[_Pending]) -> None:
-        if not self._together(batch):  # a job failed: the batch is undone; the others one at a time
-            self._one_at_a_time([job for job in batch if job.error is None])
+        if not self._run(batch, alone=False):  # a job failed: the batch is undone; the others one at a time
+            self._run([job for job in batch if job.error is None], alone=True)
         # One wake-up per event loop for the whole batch, not one per job.
         loops: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
         for job in batch:
@@ -138,19 +138,30 @@ class GroupWriter:
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more
                 loop.call_soon_threadsafe(_settle, jobs)
 
-    def _together(self, batch: list[_Pending]) -> bool:
-        """Every job in one transaction, without a savepoint each (a SAVEPOINT and its RELEASE cost a
-        request more than its own statements); False when a job raised: then nothing was kept, the
-        failed job has its error, and the others are to be run again, one at a time."""
+    def _run(self, batch: list[_Pending], *, alone: bool) -> bool:
+        """Run the jobs in one transaction and commit it.
+
+        Together (alone=False), without a savepoint each (a SAVEPOINT and its RELEASE cost a request
+        more than its own statements): the first job that raises undoes the whole batch, and False says
+        so (that job has its error; the others are to be run again). Alone: each job in its own
+        savepoint, so one that raises is rolled back alone and the others still commit.
+        """
+        if not batch:
+            return True
         try:
             with self._session_factory() as session, session.begin():
                 session.info[_HOOKS] = {}
                 for job in batch:
                     try:
-                        job.result = job.fn(session)
-                    except BaseException as exc:
+                        if alone:
+                            with savepoint(session):
+                                job.result = job.fn(session)
+                        else:
+                            job.result = job.fn(session)
+                    except BaseException as exc:  # the job's own failure
                         job.error = exc
-                        raise _Undo from exc
+                        if not alone:
+                            raise _Undo from exc
                 for hook in session.info.pop(_HOOKS).values():
                     hook(session)
         except _Undo:
@@ -158,40 +169,14 @@ class GroupWriter:
                 job.result = None
             return False
         except BaseException as exc:  # the commit itself failed: nothing in the batch is durable
-            self._failed(batch, exc)
+            log.error("group commit of %d jobs failed: %s", len(batch), type(exc).__name__)
+            for job in batch:
+                job.error = job.error or exc
+                job.result = None
         else:
             self.batches += 1
             self.jobs += len(batch)
         return True
-
-    def _one_at_a_time(self, batch: list[_Pending]) -> None:
-        """The jobs of a batch one of whose jobs failed, each in its own savepoint of one transaction: a
-        job that raises is rolled back alone; the others still commit."""
-        if not batch:
-            return
-        try:
-            with self._session_factory() as session, session.begin():
-                session.info[_HOOKS] = {}
-                for job in batch:
-                    try:
-                        with savepoint(session):
-                            job.result = job.fn(session)
-                    except BaseException as exc:  # the job's own failure: only it is undone
-                        job.error = exc
-                for hook in session.info.pop(_HOOKS).values():
-                    hook(session)
-        except BaseException as exc:  # the commit itself failed: nothing in the batch is durable
-            self._failed(batch, exc)
-        else:
-            self.batches += 1
-            self.jobs += len(batch)
-
-    @staticmethod
-    def _failed(batch: list[_Pending], exc: BaseException) -> None:
-        log.error("group commit of %d jobs failed: %s", len(batch), type(exc).__name__)
-        for job in batch:
-            job.error = job.error or exc
-            job.result = None
 
 
 class _Undo(Exception):
