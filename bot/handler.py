@@ -21,6 +21,7 @@ from bot.turn import TURN_KEY, Turn
 from bot.work import invoke_ack
 from core.audit.flows import Claim
 from core.dedupe.models import activity_key
+from core.rooms.states import RoomStates
 from core.rooms.templates import Template
 from dialogs import events
 from dialogs.context import CommandContext
@@ -49,6 +50,7 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
         self.identity = pipeline.identity
         self.templates = dict(templates or {})
         self.timezone = timezone
+        self.states = RoomStates()
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
@@ -134,6 +136,7 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
             may_all=lambda requests: pipeline.policy.decide_many(principal, requests),
             teams=turn.teams,
             room=turn.room,
+            states=self.states,
             facts=turn.facts,
             request_key=turn.claim.key if turn.claim is not None else None,
             now=pipeline.clock,

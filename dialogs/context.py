@@ -13,6 +13,7 @@ from sqlmodel import Session
 from core.audit.models import AuditExport
 from core.db import Database
 from core.rooms.models import Room
+from core.rooms.states import RoomStates
 from core.rooms.templates import Template
 from core.tasks.models import Task
 from core.tasks.service import Assignee
@@ -251,6 +252,9 @@ class CommandContext:
     may_all: Callable[[Sequence[tuple[str, Resource]]], list[Decision]]
     teams: Teams
     room: Room | None = None
+    states: RoomStates = field(default_factory=RoomStates)
+    """What this process read of rooms' open tasks and members, kept per room revision (the bot's own;
+    a context made without one keeps nothing beyond itself)."""
     facts: Loaded = field(default_factory=Loaded)
     request_key: str | None = None  # the activity's dedupe key: ties multi-step work to this request
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))

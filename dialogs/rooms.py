@@ -199,8 +199,10 @@ async def room_list(ctx: CommandContext, args: ListArgs) -> Reply:
 @router.command("room status", action="room.status", args=RoomArgs, needs_room=True)
 async def room_status(ctx: CommandContext, args: RoomArgs) -> Reply:
     """Show the room: members by agency and role, open and overdue tasks, next digest."""
-    room_id, now = _room_id(ctx), ctx.now()
-    status: Status = await ctx.db.run(lambda s: flows.status(s, room_id, now=now), readonly=True)
+    room, now = ctx.room, ctx.now()
+    assert room is not None
+    state = await ctx.states.of(ctx.db, room)  # read at this request's start, or kept since (states.py)
+    status = Status(room, list(state.members), len(state.tasks), state.overdue(now))
     seen = view(ctx, status.members)  # in the room's space, named only as every member may see them
     return Reply(card=status_card(status, now=now, names=seen.names))
 

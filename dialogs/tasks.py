@@ -7,7 +7,7 @@ object id or an agency key (fact `assignee:FIELD`), never kept as typed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -101,13 +101,18 @@ async def task_list(ctx: CommandContext, args: ListArgs) -> Reply:
     room, room_id, now = _room(ctx), _room_id(ctx), ctx.now()
     mine = ctx.principal.aad_id if args.mine else None
 
-    def read(session: Session) -> tuple[list[Task], dict[int, frozenset[str]], list[RoomMember]]:
-        found = service.in_room(session, room_id, now=now, include_done=args.all, overdue_only=args.overdue,
+    def read(session: Session) -> tuple[list[Task], Mapping[int, frozenset[str]], Sequence[RoomMember]]:
+        found = service.in_room(session, room_id, now=now, include_done=True, overdue_only=args.overdue,
                                 assigned_to=mine)  # fmt: skip
         shares = service.shares(session, [task.id for task in found if task.id is not None])
         return found, shares, list(rooms.members(session=session, room_id=room_id))
 
-    found, shares, members = await ctx.db.run(read, readonly=True)
+    if args.all:  # done tasks too: from the table (a room keeps only its open ones, core/rooms/states.py)
+        found, shares, members = await ctx.db.run(read, readonly=True)
+    else:
+        state = await ctx.states.of(ctx.db, room)
+        found, shares, members = state.open_tasks(now=now, overdue_only=args.overdue,
+                                                  assigned_to=mine), state.shares, state.members  # fmt: skip
     seen = view(ctx, members, found, shares)
     facts = {mine: replace(ctx.resource, shared_with_caller=mine) for mine in (False, True)}  # not per task
     visible = [(task, facts[_mine(ctx, task, shares.get(task.id or 0, frozenset()))]) for task in found

@@ -38,6 +38,9 @@ class Room(SQLModel, table=True):
     """When the last room digest was claimed: "done since" and "new since" count from here."""
     task_seq: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
     """The last task number given out in this room (bumped in the adding transaction)."""
+    revision: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    """Raised by the database with every change to the room's tasks, shares or members (migration 0011's
+    triggers; never written here): what was read of them at one revision is still true while it holds."""
     template: str | None = Field(default=None, sa_column=Column(String(40)))
     working_hours: str | None = Field(default=None, sa_column=Column(String(32)))
     """The room's own working hours ("07:00-19:00 Mon-Fri", "always") for the guest-after-hours

@@ -40,7 +40,7 @@ def _pg_refuse_function_exists(db: Database) -> bool:
 
 
 def test_head_is_known() -> None:
-    assert schema.head_revision() == "0010"
+    assert schema.head_revision() == "0011"
 
 
 def test_upgrade_from_empty_creates_tables_and_triggers(fresh_db: Database) -> None:

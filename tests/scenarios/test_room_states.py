@@ -1,0 +1,66 @@
+"""Room states kept per revision (core/rooms/states.py), over HTTP: what another replica changes in the
+store, the next /task list and /room status show, and a guest who joins there is a reader at once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from core.db import Database
+from core.tasks import service
+from core.tasks.models import Task
+from tests.scenarios.conftest import Exchange, Harness
+from tests.scenarios.digest_support import add_member, room_id
+from tests.scenarios.rooms_support import in_thread
+from tests.scenarios.scope_support import (
+    HANA_AAD,
+    HANA_NAME,
+    card_texts,
+    reply_json,
+    room_with_sam,
+    sam_in_thread,
+)
+from tests.scenarios.tasks_support import ADA, add_task, card_of, headings
+
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+def listed(exchange: Exchange) -> list[str]:
+    return headings(card_of(exchange))
+
+
+def _done(db: Database, number: int) -> None:
+    def work(session: Session) -> None:
+        task = session.exec(select(Task).where(col(Task.number) == number)).one()
+        service.done(session, task, by=ADA, now=NOW)
+
+    db.transaction(work)
+
+
+async def test_a_guest_who_joins_through_another_replica_is_a_reader_of_the_next_reply(
+    rooms: Harness, db: Database, db_url: str
+) -> None:
+    thread = await room_with_sam(rooms, db)
+    add_task(db, "Safeguarding visit", now=NOW, share=["socialcare"])
+    add_task(db, "Multi-agency meeting", now=NOW, share=["all"], due_at=NOW + timedelta(days=1))
+    add_task(db, "Call the school", now=NOW, share=["socialcare"], due_at=NOW - timedelta(hours=1))
+    first = await sam_in_thread(rooms, thread, "task list")
+    again = await sam_in_thread(rooms, thread, "task list")
+    assert listed(first) == listed(again) == ["**#3** Call the school", "**#2** Multi-agency meeting",
+                                              "**#1** Safeguarding visit"]  # fmt: skip
+    assert "Tasks: 3 open, 1 overdue" in card_texts(await rooms.send(in_thread(rooms, thread, "room status")))
+
+    other = Database(db_url)  # another replica, on the same store
+    try:
+        add_member(other, room_id(other), HANA_AAD, role="guest_viewer", agency="health", name=HANA_NAME)
+        _done(other, 3)
+    finally:
+        other.close()
+
+    after = await sam_in_thread(rooms, thread, "task list")
+    assert listed(after) == ["**#2** Multi-agency meeting"]  # Hana (health) reads the thread now
+    assert "1 more task only some members may see" in card_texts(after)
+    assert "Safeguarding" not in reply_json(after) and "Call the school" not in reply_json(after)
+    status = card_texts(await rooms.send(in_thread(rooms, thread, "room status")))
+    assert "Tasks: 2 open, 0 overdue" in status and "**health**: 1 person" in status
