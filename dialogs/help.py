@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import ClassVar
 
@@ -30,7 +31,8 @@ def register(root: Router) -> None:
     async def help_command(ctx: CommandContext, args: HelpArgs) -> Reply:
         """Show the commands you may run, or how to use one: /help audit verify."""
         commands = root.commands()
-        decisions = ctx.may_all([(c.action, _as_if_valid(ctx, c)) for c in commands])
+        variants: Variants = {}  # a few facts objects, not one per command
+        decisions = ctx.may_all([(c.action, _as_if_valid(ctx, c, variants)) for c in commands])
         allowed = [c for c, decision in zip(commands, decisions, strict=True) if decision.allowed]
         if not args.command:
             key = tuple(id(c) for c in allowed)
@@ -54,16 +56,29 @@ def register(root: Router) -> None:
         return Reply(text=f"There is no command {code('/' + wanted)} you can run here. Try `/help`.")
 
 
-def _as_if_valid(ctx: CommandContext, command: Command) -> Resource:
+Variants = dict[tuple[bool, bool], Resource]
+
+
+def _as_if_valid(ctx: CommandContext, command: Command, variants: Variants) -> Resource:
     """The facts to list a command under: the request's, and for a command that names a person, as if it
     named an officer, for one that names a task, as if it were shared with the caller (whom or what it
-    names is only known once it is run)."""
-    resource = ctx.resource
-    if any(fact.startswith("person:") for fact in command.facts):
-        resource = replace(resource, target_kind="officer")
-    if any(fact.startswith("task:") for fact in command.facts):
-        resource = replace(resource, shared_with_caller=True)
+    names is only known once it is run). variants: those made so far in this request, by kind."""
+    kind = _kind(command.facts)
+    resource = variants.get(kind)
+    if resource is None:
+        resource = ctx.resource
+        if kind[0]:
+            resource = replace(resource, target_kind="officer")
+        if kind[1]:
+            resource = replace(resource, shared_with_caller=True)
+        variants[kind] = resource
     return resource
+
+
+@functools.cache
+def _kind(facts: tuple[str, ...]) -> tuple[bool, bool]:
+    """Whether a command's facts name a person, and a task."""
+    return any(f.startswith("person:") for f in facts), any(f.startswith("task:") for f in facts)
 
 
 def _listing(commands: list[Command], *, heading: str) -> str:

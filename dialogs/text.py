@@ -45,19 +45,22 @@ def _line_start(line: str) -> tuple[str, str]:
     return head, line[found.end() :]
 
 
+def _escape_line(line: str, table: dict[int, str], entities: bool) -> str:
+    head, rest = _line_start(line)
+    body = rest.translate(table)
+    if entities and "&" in body:
+        # `&` is not in the card table and what translate adds is never a letter, digit, # or ;, so
+        # an `&` that starts an entity in the text still starts one here.
+        body = _ENTITY_LIKE.sub(r"\\&", body)
+    return head + body
+
+
 def _escape(text: str, table: dict[int, str], *, entities: bool) -> str:
-    lines = []
+    if "\n" not in text and "\r" not in text:  # one line, nearly always: nothing to split
+        return _escape_line(text, table, entities)
     parts = _BREAK.split(text)
     breaks = [*_BREAK.findall(text), ""]
-    for line, brk in zip(parts, breaks, strict=True):
-        head, rest = _line_start(line)
-        body = rest.translate(table)
-        if entities and "&" in body:
-            # `&` is not in the card table and what translate adds is never a letter, digit, # or ;, so
-            # an `&` that starts an entity in the text still starts one here.
-            body = _ENTITY_LIKE.sub(r"\\&", body)
-        lines.append(head + body + brk)
-    return "".join(lines)
+    return "".join(_escape_line(line, table, entities) + brk for line, brk in zip(parts, breaks, strict=True))
 
 
 def escape_card(text: str) -> str:
