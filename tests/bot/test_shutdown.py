@@ -4,6 +4,7 @@ Connector that holds the reply (and an outbox post) in flight, and SIGTERM in th
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -190,3 +191,16 @@ def test_sigterm_finishes_the_turn_in_flight_gives_back_the_outbox_and_exits_0(
     stopped = [datetime.fromisoformat(line["time"]) for line in lines if line["message"] == "opsroom stopped"]
     assert stopped and (stopped[0] - signalled).total_seconds() < 8, "shutdown overran its timeout"
     assert connector.activities()[-1].get("text")  # the reply reached Teams
+
+
+def test_serving_freezes_start_up_and_collects_the_young_generation_less_often() -> None:
+    from bot import __main__ as entry
+
+    before = gc.get_threshold()
+    try:
+        entry._collect_less()
+        assert gc.get_threshold() == entry.GC_THRESHOLD
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
