@@ -127,7 +127,7 @@ class Pipeline:
             if turn.reply is not None:
                 turn.reply_json = turn.reply.activity()  # one copy: kept with the claim, then posted
             if turn.claim is not None:
-                turn.claim.reply = None if turn.reply_json is None else json.dumps(turn.reply_json)
+                turn.claim.reply = None if turn.reply is None else turn.reply.activity_json()
             flows.record(session, turn.draft(), claim=turn.claim)
 
         turn.work.committed = True

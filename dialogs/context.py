@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,9 @@ class Reply:
     text: str | None = None
     card: dict[str, Any] | None = None
     attachment: dict[str, Any] | None = None
+    card_json: str | None = None
+    """`json.dumps(card)`, when the card's builder encoded it already (a list card measures its size so):
+    `activity_json` writes it in as it is instead of encoding the card again."""
 
     def activity(self) -> dict[str, Any]:
         """The message activity (Bot Framework JSON) carrying this reply, e.g. for the outbox."""
@@ -41,6 +45,16 @@ class Reply:
         if self.text or (self.card is None and self.attachment is None):
             out["text"], out["textFormat"] = self.text or "", "markdown"
         return out
+
+    def activity_json(self) -> str:
+        """`json.dumps(self.activity())`, with the card's JSON written in when it has it (the keys then in
+        another order: the attachments last)."""
+        out = self.activity()
+        if self.card is None or self.card_json is None:
+            return json.dumps(out)
+        del out["attachments"]
+        head, attachment = json.dumps(out)[:-1], json.dumps({"contentType": ADAPTIVE_CARD})[:-1]
+        return f'{head}, "attachments": [{attachment}, "content": {self.card_json}}}]}}'
 
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"

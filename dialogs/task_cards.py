@@ -21,7 +21,7 @@ from core.tasks.when import describe_due
 from dialogs.cards import card, command_button, facts, text_block
 from dialogs.names import UNNAMED, Names
 from dialogs.room_cards import banner, local
-from dialogs.text import Markdown, card_markdown
+from dialogs.text import Markdown, card_markdown, escape_card
 
 LIST_MAX = 25
 LIST_BUDGET = 28_000
@@ -47,6 +47,8 @@ class Listing:
     card: dict[str, Any]
     shown: list[int]
     """The numbers of the tasks on the card."""
+    encoded: str | None = None
+    """`json.dumps(card)`, when building it took that encoding (Reply.card_json)."""
 
 
 def size(value: Any) -> int:
@@ -101,9 +103,10 @@ def buttons(task: Task, allowed: Buttons, *, room_flag: str) -> list[dict[str, A
 
 
 def _heading(task: Task) -> Markdown:
-    title = safe.clean(task.title, 200) or ""
-    done = " (done)" if not task.is_open else ""
-    return card_markdown("**#{number}** {title}{done}", number=str(task.number), title=title, done=done)
+    # card_markdown("**#{number}** {title}{done}", ...) with only the title escaped: a number and
+    # " (done)" are what escaping leaves as they are, and this runs for every row of a list.
+    title = escape_card(safe.clean(task.title, 200) or "")
+    return Markdown(f"**#{task.number}** {title}" + ("" if task.is_open else " (done)"))
 
 
 def _row(task: Task, allowed: Buttons, *, now: datetime, zone: ZoneInfo, room_flag: str,
@@ -129,25 +132,32 @@ def list_card(room: Room, tasks: Sequence[tuple[Task, Buttons]], *, heading: str
     zone = ZoneInfo(room.timezone)
     every = [_row(task, allowed, now=now, zone=zone, room_flag=room_flag, names=names)
              for task, allowed in tasks[:LIST_MAX]]  # fmt: skip
-    # The rows' sizes added up, from one encoding of them all: the list's, less its brackets and the
-    # ", " between rows. Only when they do not all fit is each row measured, to see where to stop.
-    if every and size(every) - 2 * len(every) <= LIST_BUDGET:
-        rows = every
-    else:
-        rows, used = [], 0
-        for row in every:
-            used += size(row)
-            if used > LIST_BUDGET and rows:
-                break
-            rows.append(row)
-    shown = [task.number for task, _ in tasks[: len(rows)]]
-    body = [banner(room.classification), text_block(heading, weight="Bolder", size="Medium"), *rows]
-    more = len(tasks) - len(rows)
-    if more:
-        body.append(text_block(f"{more} more: {more_hint}", isSubtle=True, separator=True))
-    if footer:
-        body.append(text_block(footer, isSubtle=True, separator=True))
-    return Listing(card(body), shown)
+    head = [banner(room.classification), text_block(heading, weight="Bolder", size="Medium")]
+
+    def tail(rows: int) -> list[dict[str, Any]]:
+        out = []
+        if more := len(tasks) - rows:
+            out.append(text_block(f"{more} more: {more_hint}", isSubtle=True, separator=True))
+        if footer:
+            out.append(text_block(footer, isSubtle=True, separator=True))
+        return out
+
+    # Usually every row fits: the card is encoded once with all of them (the reply keeps that JSON), and
+    # the rows' bytes are its size less that of the card without them, less the ", " before each row.
+    # JSON is ASCII here (json.dumps escapes the rest), so characters are bytes.
+    whole = card([*head, *every, *tail(len(every))])
+    encoded = json.dumps(whole)
+    bare = json.dumps(card([*head, *tail(len(every))]))
+    if len(encoded) - len(bare) - 2 * len(every) <= LIST_BUDGET:
+        return Listing(whole, [task.number for task, _ in tasks[: len(every)]], encoded)
+    rows: list[dict[str, Any]] = []
+    used = 0
+    for row in every:  # only when they do not all fit is each row measured, to see where to stop
+        used += size(row)
+        if used > LIST_BUDGET and rows:
+            break
+        rows.append(row)
+    return Listing(card([*head, *rows, *tail(len(rows))]), [task.number for task, _ in tasks[: len(rows)]])
 
 
 def _change(event: TaskEvent, names: Names) -> str:

@@ -136,7 +136,7 @@ async def task_list(ctx: CommandContext, args: ListArgs) -> Reply:
     numbers = " ".join(f"#{number}" for number in listing.shown)
     ctx.note.detail = f"shown {numbers} ({len(listing.shown)} of {len(visible)})" + (
         f"; {held} only some members may see" if held else "")  # fmt: skip
-    return Reply(card=listing.card)
+    return Reply(card=listing.card, card_json=listing.encoded)
 
 
 @router.command("task show", action="task.show", args=TaskArgs, needs_room=True, facts=("task:number",))
