@@ -58,6 +58,8 @@ def visible_to(decide_many: DecideMany, principal: Principal, base: Resource, ta
     A task's facts differ from the room's only in whether it is shared with the reader, so the policy
     is asked about both cases once; only when its answers differ is each task's sharing looked at.
     """
+    if not tasks:  # a reply about people only (/room status): nothing to ask
+        return set()
     shared, unshared = replace(base, shared_with_caller=True), replace(base, shared_with_caller=False)
     if_shared, if_not = (d.allowed for d in decide_many(principal, [("task.show", shared),
                                                                     ("task.show", unshared)]))  # fmt: skip

@@ -20,6 +20,8 @@ tasks are not kept (a room's history grows without bound): `/task list --all` re
 from __future__ import annotations
 
 import asyncio
+import bisect
+import functools
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,7 +64,11 @@ class RoomState:
 
     def overdue(self, now: datetime) -> int:
         """How many open tasks are past their due time."""
-        return sum(1 for task in self.tasks if tasks.is_overdue(task, now))
+        return bisect.bisect_left(self._due_times, now)
+
+    @functools.cached_property
+    def _due_times(self) -> list[datetime]:
+        return sorted(task.due_at for task in self.tasks if task.due_at is not None)
 
 
 def read(session: Session, room_id: int) -> RoomState:
