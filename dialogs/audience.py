@@ -17,6 +17,7 @@ from sqlmodel import Session
 from core.digest.build import current
 from core.rooms import service as rooms
 from core.rooms.models import RoomMember
+from core.rooms.states import RoomState
 from core.tasks.models import Task
 from dialogs.context import CommandContext
 from dialogs.digest_scope import Sight, everyone, mentioned, principal_of, sight_of
@@ -46,17 +47,31 @@ class View:
 
 def view(ctx: CommandContext, members: Sequence[RoomMember], tasks: Sequence[Task] = (),
          shares: Mapping[int, frozenset[str]] | None = None,
-         others: Iterable[tuple[str | None, str | None]] = ()) -> View:  # fmt: skip
+         others: Iterable[tuple[str | None, str | None]] = (), *,
+         kept: RoomState | None = None) -> View:  # fmt: skip
     """What a reply about these tasks and people may show (members: everyone recorded in the room;
-    others: more people it would name, as (object id, name))."""
-    room, shared = ctx.room, shares or {}
+    others: more people it would name, as (object id, name); kept: the room state members, tasks and
+    shares come from, where what every reader may see is remembered)."""
+    room, shared, others = ctx.room, shares or {}, tuple(others)
     assert room is not None
     who = people(members, [*mentioned(tasks), *others])
     own = sight_of(ctx.decide_many, ctx.principal, ctx.resource, tasks, shared, who)
     if not ctx.resource.in_room_space:
         return View(own, own, False)
     now = ctx.now()
-    common = everyone(ctx.decide_many, room, current(members, now=now), tasks, shared, who, now=now)
+    readers = current(members, now=now)
+
+    def common_sight() -> Sight | None:
+        # The readers' facts read the room's key, state and team, and `now` only through whose access
+        # has ended, which `readers` already says (room_facts, digest_scope.member_facts).
+        return everyone(ctx.decide_many, room, readers, tasks, shared, who, now=now)
+
+    if kept is None:
+        common = common_sight()
+    else:
+        key = ("everyone", room.key, room.closed, room.team_id, tuple(m.aad_id for m in readers),
+               tuple(task.id for task in tasks), others)  # fmt: skip
+        common = kept.derive(key, common_sight)
     return View(own, own if common is None else own & common, True)
 
 

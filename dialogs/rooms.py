@@ -203,7 +203,8 @@ async def room_status(ctx: CommandContext, args: RoomArgs) -> Reply:
     assert room is not None
     state = await ctx.states.of(ctx.db, room)  # read at this request's start, or kept since (states.py)
     status = Status(room, list(state.members), len(state.tasks), state.overdue(now))
-    seen = view(ctx, status.members)  # in the room's space, named only as every member may see them
+    # In the room's space, named only as every member may see them.
+    seen = view(ctx, status.members, kept=state)
     return Reply(card=status_card(status, now=now, names=seen.names))
 
 

@@ -107,13 +107,14 @@ async def task_list(ctx: CommandContext, args: ListArgs) -> Reply:
         shares = service.shares(session, [task.id for task in found if task.id is not None])
         return found, shares, list(rooms.members(session=session, room_id=room_id))
 
+    state = None
     if args.all:  # done tasks too: from the table (a room keeps only its open ones, core/rooms/states.py)
         found, shares, members = await ctx.db.run(read, readonly=True)
     else:
         state = await ctx.states.of(ctx.db, room)
         found, shares, members = state.open_tasks(now=now, overdue_only=args.overdue,
                                                   assigned_to=mine), state.shares, state.members  # fmt: skip
-    seen = view(ctx, members, found, shares)
+    seen = view(ctx, members, found, shares, kept=state)
     facts = {mine: replace(ctx.resource, shared_with_caller=mine) for mine in (False, True)}  # not per task
     visible = [(task, facts[_mine(ctx, task, shares.get(task.id or 0, frozenset()))]) for task in found
                if task.id in seen.shown.tasks]  # fmt: skip

@@ -23,9 +23,10 @@ import asyncio
 import bisect
 import functools
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
@@ -38,8 +39,12 @@ from core.rooms.models import Room, RoomMember
 from core.tasks import service as tasks
 from core.tasks.models import Task
 
+T = TypeVar("T")
+
 CAPACITY = 512
 """Rooms kept per process (least recently used dropped first)."""
+DERIVED_MAX = 64
+"""Values kept with one state (a `/task list --mine` for each caller adds one)."""
 
 _REVISION = sa_select(col(Room.revision)).where(col(Room.id) == bindparam("room_id"))
 
@@ -54,6 +59,18 @@ class RoomState:
     tasks: tuple[Task, ...]
     shares: Mapping[int, frozenset[str]]
     members: tuple[RoomMember, ...]
+    derived: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What replies work out from this state alone and may reuse while it is kept (`derive`)."""
+
+    def derive(self, key: Hashable, make: Callable[[], T]) -> T:
+        """`make()`, remembered with this state under `key` (which must name everything else it reads)."""
+        if key in self.derived:
+            found: T = self.derived[key]
+            return found
+        if len(self.derived) >= DERIVED_MAX:
+            self.derived.clear()
+        made = self.derived[key] = make()
+        return made
 
     def open_tasks(self, *, now: datetime, overdue_only: bool = False,
                    assigned_to: str | None = None) -> list[Task]:  # fmt: skip

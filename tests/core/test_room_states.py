@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from core.db import Database
 from core.rooms.models import Room, RoomMember
-from core.rooms.states import RoomStates
+from core.rooms.states import DERIVED_MAX, RoomStates
 from core.tasks import service
 from core.tasks.models import Task
 from core.tasks.service import Actor, Assignee
@@ -187,3 +187,19 @@ async def test_only_the_most_recently_used_rooms_are_kept(db: Database) -> None:
     assert states.reads == 3
     await states.of(db, _room_row(db, ids[0]))  # dropped when the third came in
     assert states.reads == 4
+
+
+async def test_what_is_derived_from_a_state_is_made_once_per_key_and_kept_within_bounds(db: Database) -> None:
+    room_id = db.transaction(lambda s: _room(s))
+    state = await RoomStates().of(db, _room_row(db, room_id))
+    made: list[int] = []
+
+    def make(n: int) -> int:
+        made.append(n)
+        return n * 2
+
+    assert state.derive(("a", 1), lambda: make(1)) == state.derive(("a", 1), lambda: make(1)) == 2
+    assert made == [1]
+    for n in range(DERIVED_MAX + 1):
+        state.derive(("b", n), lambda n=n: make(n))
+    assert len(state.derived) <= DERIVED_MAX

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, col, select
 
 from core.db import Database
+from core.rooms.models import RoomMember
 from core.tasks import service
 from core.tasks.models import Task
-from tests.scenarios.conftest import Exchange, Harness
+from tests.scenarios.conftest import Clock, Exchange, Harness
 from tests.scenarios.digest_support import add_member, room_id
 from tests.scenarios.rooms_support import in_thread
 from tests.scenarios.scope_support import (
@@ -64,3 +65,23 @@ async def test_a_guest_who_joins_through_another_replica_is_a_reader_of_the_next
     assert "Safeguarding" not in reply_json(after) and "Call the school" not in reply_json(after)
     status = card_texts(await rooms.send(in_thread(rooms, thread, "room status")))
     assert "Tasks: 2 open, 0 overdue" in status and "**health**: 1 person" in status
+
+
+async def test_a_reader_whose_access_ends_stops_holding_back_the_next_reply(
+    rooms: Harness, db: Database, clock: Clock
+) -> None:
+    """No row changes when a guest's access runs out, so the room's revision stays: what the readers
+    may all see is worked out again because the readers are others."""
+    thread = await room_with_sam(rooms, db)
+    until = NOW + timedelta(hours=2)
+    member = RoomMember(room_id=room_id(db), aad_id=HANA_AAD, name=HANA_NAME, role="guest_viewer",
+                        agency="health", joined_at=NOW - timedelta(days=1), expires_at=until)  # fmt: skip
+    db.transaction(lambda s: s.add(member))
+    add_task(db, "Safeguarding visit", now=NOW, share=["socialcare"])
+    add_task(db, "Multi-agency meeting", now=NOW, share=["all"])
+
+    assert listed(await sam_in_thread(rooms, thread, "task list")) == ["**#2** Multi-agency meeting"]
+    assert listed(await sam_in_thread(rooms, thread, "task list")) == ["**#2** Multi-agency meeting"]
+    clock.now = until + timedelta(minutes=1)
+    assert listed(await sam_in_thread(rooms, thread, "task list")) == ["**#1** Safeguarding visit",
+                                                                       "**#2** Multi-agency meeting"]  # fmt: skip
