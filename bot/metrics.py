@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -23,6 +24,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from core.db import Database
 from core.outbox import service as outbox
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ class Metrics:
 
     def __init__(self, db: Database | None = None, *, clock: Callable[[], datetime] | None = None) -> None:
         self.db = db
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.clock = clock or (lambda: datetime.now(UTC))
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -83,12 +87,20 @@ class Metrics:
 
     def request(self, outcome: str, action: str | None) -> None:
         """Count one activity by its outcome."""
-        self.requests.labels(outcome=outcome[:32], family=family(action)).inc()
+        self.child(self.requests, outcome[:32], family(action)).inc()
 
     def decision(self, rule: str | None, allowed: bool) -> None:
         """Count one enforcement decision (no rule: the default deny)."""
-        decision = "allow" if allowed else "deny"
-        self.decisions.labels(rule=(rule or "default-deny")[:128], decision=decision).inc()
+        self.child(self.decisions, (rule or "default-deny")[:128], "allow" if allowed else "deny").inc()
+
+    def child(self, metric: T, *values: str) -> T:
+        """`metric.labels(*values)`, looked up once per set of values (labels() checks and locks each
+        time; these are counted on every request). Values are few: rules, outcomes, families."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)  # type: ignore[attr-defined]
+        return cast(T, found)
 
     def delivered(self, outcome: str, count: int = 1) -> None:
         """Count settled outbox posts (retries and 429s are counted here too)."""

@@ -162,7 +162,7 @@ class Pipeline:
         queueing included)."""
         started = time.perf_counter()
         result = await commit
-        self.metrics.audit_append.labels(path=path).observe(time.perf_counter() - started)
+        self.metrics.child(self.metrics.audit_append, path).observe(time.perf_counter() - started)
         return result
 
     def _count(self, turn: Turn) -> None:

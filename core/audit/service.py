@@ -72,11 +72,14 @@ def _lock_head(session: Session) -> tuple[int, str]:
     if cached is not None and cached[0] is transaction:
         return cached[1], cached[2]
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_APPEND_LOCK})
+        driver_execute(session, _PG_LOCK, (PG_APPEND_LOCK,))
     # On SQLite the BEGIN IMMEDIATE of every write transaction already serialises appends.
-    stmt = select(col(AuditEvent.seq), col(AuditEvent.hash)).order_by(col(AuditEvent.seq).desc())
-    row = session.execute(stmt.limit(1)).first()
+    row = driver_execute(session, _HEAD).first()
     return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+
+_PG_LOCK = "SELECT pg_advisory_xact_lock(?)"
+_HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
 
 
 @dataclass(frozen=True)
