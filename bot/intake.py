@@ -26,23 +26,36 @@ def parse(body: bytes) -> dict[str, Any]:
         raise Malformed("body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise Malformed("body is not an activity")
-    _walk(data, 0)
+    _walk(data, 0, texts=_may_hold_surrogates(body))
     _shape(data)
     return data
 
 
-def _walk(value: Any, depth: int) -> None:
+def _may_hold_surrogates(body: bytes) -> bool:
+    """Whether a decoded string could hold a lone surrogate: only from a `\\uD800`-`\\uDFFF` escape, or,
+    in UTF-8, from bytes ED A0-BF (json.loads decodes with surrogatepass). Most bodies hold neither, and
+    then no string needs checking. Other encodings (json.loads detects UTF-16 and -32) are checked."""
+    if json.detect_encoding(body) != "utf-8":
+        return True
+    return b"\\ud" in body or b"\\uD" in body or b"\xed" in body
+
+
+def _walk(value: Any, depth: int, *, texts: bool) -> None:
     if depth > MAX_DEPTH:
         raise Malformed(f"body nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
-        _text(value)
+        if texts:
+            _text(value)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _text(key)
-            _walk(item, depth + 1)
+            if texts:
+                _text(key)
+            if isinstance(item, dict | list) or texts:
+                _walk(item, depth + 1, texts=texts)
     elif isinstance(value, list):
         for item in value:
-            _walk(item, depth + 1)
+            if isinstance(item, dict | list) or texts:
+                _walk(item, depth + 1, texts=texts)
 
 
 def _text(value: str) -> None:

@@ -62,6 +62,16 @@ async def test_a_lone_surrogate_is_400(harness: Harness) -> None:
     assert (status, body) == (400, {"error": "body holds a string that is not valid Unicode"})
 
 
+async def test_a_lone_surrogate_in_raw_bytes_or_in_utf16_is_400_too(harness: Harness) -> None:
+    """Intake only looks at every string when the body could hold a lone surrogate: these could."""
+    raw = json.dumps(harness.activity("personal_message", "/help")).encode()
+    as_bytes = raw.replace(b'"/help"', b'"/help \xed\xa0\x80"')
+    in_utf16 = json.dumps(harness.activity("personal_message", "/help \ud800")).encode("utf-16-le", "surrogatepass")
+    for body in (as_bytes, in_utf16):
+        status, answer = await harness.post(body)
+        assert (status, answer) == (400, {"error": "body holds a string that is not valid Unicode"}), body[:40]
+
+
 async def test_json_nested_a_thousand_deep_is_400(harness: Harness) -> None:
     activity = harness.activity("personal_message", "/help")
     deep = json.dumps(activity)[:-1] + ', "value": ' + "[" * 1000 + "]" * 1000 + "}"
