@@ -7,7 +7,7 @@ says how many more there are; a task's history shows its newest changes within H
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ from core import text as safe
 from core.rooms.models import Room
 from core.tasks.models import SHARE_ALL, Task, TaskEvent
 from core.tasks.service import NOTE_MAX, is_overdue
-from core.tasks.when import describe_due
+from core.tasks.when import describe_due, local_today
 from dialogs.cards import card, command_button, facts, text_block
 from dialogs.names import UNNAMED, Names
 from dialogs.room_cards import banner, local
@@ -158,6 +158,19 @@ def list_card(room: Room, tasks: Sequence[tuple[Task, Buttons]], *, heading: str
             break
         rows.append(row)
     return Listing(card([*head, *rows, *tail(len(rows))]), [task.number for task, _ in tasks[: len(rows)]])
+
+
+def list_key(room: Room, tasks: Sequence[tuple[Task, Buttons]], *, heading: str, now: datetime,
+             more_hint: str, names: Names, room_flag: str = "",
+             footer: str | None = None) -> Hashable:  # fmt: skip
+    """Everything `list_card` reads, given the same arguments, as a key: the same key, the same card. For
+    the tasks of one kept room state only (core/rooms/states.py), where a task id stands for its fields.
+    `now` counts only through the room's local date (due labels) and which tasks are overdue."""
+    zone = ZoneInfo(room.timezone)
+    rows = tuple((task.id, allowed, assignee(task, names), is_overdue(task, now))
+                 for task, allowed in tasks[:LIST_MAX])  # fmt: skip
+    return ("list card", room.classification, room.timezone, local_today(now, zone), heading, more_hint,
+            room_flag, footer, len(tasks), rows)  # fmt: skip
 
 
 def _change(event: TaskEvent, names: Names) -> str:

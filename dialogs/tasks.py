@@ -7,6 +7,7 @@ object id or an agency key (fact `assignee:FIELD`), never kept as typed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -28,7 +29,7 @@ from dialogs.context import CommandContext, Later, Reply
 from dialogs.parsing import Args, usage
 from dialogs.registry import Router
 from dialogs.task_args import SHARE_EVERYONE, AddArgs, AssignArgs, DoneArgs, ListArgs, NoteArgs, TaskArgs
-from dialogs.task_cards import LIST_MAX, Buttons, list_card, shared, task_card
+from dialogs.task_cards import LIST_MAX, Buttons, Listing, list_card, list_key, shared, task_card
 from dialogs.text import Markdown, escape_message, for_message, message_markdown
 from policies import Resource
 
@@ -131,13 +132,32 @@ async def task_list(ctx: CommandContext, args: ListArgs) -> Reply:
     rows = [(task, allowed) for (task, _), allowed in zip(visible, _buttons(ctx, visible[:LIST_MAX]),
                                                           strict=False)]  # fmt: skip
     rows += [(task, Buttons()) for task, _ in visible[len(rows) :]]
-    heading = f"{room.key}: {kind} tasks{whose} ({len(visible)})"
-    listing = list_card(room, rows, heading=heading, now=now, room_flag=_room_flag(ctx), names=seen.names,
-                        more_hint="/task list --overdue or /task show <number>.", footer=footer)  # fmt: skip
-    numbers = " ".join(f"#{number}" for number in listing.shown)
-    ctx.note.detail = f"shown {numbers} ({len(listing.shown)} of {len(visible)})" + (
+    heading, flag, hint = f"{room.key}: {kind} tasks{whose} ({len(visible)})", _room_flag(ctx), LIST_HINT
+
+    def build() -> Listing:
+        return list_card(room, rows, heading=heading, now=now, room_flag=flag, names=seen.names,
+                         more_hint=hint, footer=footer)  # fmt: skip
+
+    if state is None:
+        listing = build()
+        card, encoded, shown = listing.card, listing.encoded, listing.shown
+    else:  # the same card for whoever asks for it while the room's state is kept: kept as its JSON
+        key = list_key(room, rows, heading=heading, now=now, room_flag=flag, names=seen.names, more_hint=hint,
+                       footer=footer)  # fmt: skip
+        encoded, shown = state.derive(key, lambda: _compact(build()))
+        card = json.loads(encoded)
+    numbers = " ".join(f"#{number}" for number in shown)
+    ctx.note.detail = f"shown {numbers} ({len(shown)} of {len(visible)})" + (
         f"; {held} only some members may see" if held else "")  # fmt: skip
-    return Reply(card=listing.card, card_json=listing.encoded)
+    return Reply(card=card, card_json=encoded)
+
+
+LIST_HINT = "/task list --overdue or /task show <number>."
+
+
+def _compact(listing: Listing) -> tuple[str, list[int]]:
+    """What a kept list card keeps: its JSON (a fifth of the dicts' memory) and the numbers it shows."""
+    return listing.encoded or json.dumps(listing.card), listing.shown
 
 
 @router.command("task show", action="task.show", args=TaskArgs, needs_room=True, facts=("task:number",))

@@ -22,7 +22,7 @@ from tests.scenarios.scope_support import (
     room_with_sam,
     sam_in_thread,
 )
-from tests.scenarios.tasks_support import ADA, add_task, card_of, headings
+from tests.scenarios.tasks_support import ADA, a_room, add_task, card_of, headings, say, texts
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -85,3 +85,27 @@ async def test_a_reader_whose_access_ends_stops_holding_back_the_next_reply(
     clock.now = until + timedelta(minutes=1)
     assert listed(await sam_in_thread(rooms, thread, "task list")) == ["**#1** Safeguarding visit",
                                                                        "**#2** Multi-agency meeting"]  # fmt: skip
+
+
+async def test_a_kept_list_card_follows_the_clock_into_the_next_day_and_past_a_due_time(
+    rooms: Harness, db: Database, clock: Clock
+) -> None:
+    """Nothing is written, so the room state stays; the card is made again when its due labels or
+    which tasks are overdue change (London is on UTC in November)."""
+    thread = await a_room(rooms)
+    add_task(db, "Search warrant", now=NOW, due_at=NOW + timedelta(hours=1))
+    add_task(db, "Debrief", now=NOW, due_at=datetime(2026, 12, 1, 17, 0, tzinfo=UTC))
+
+    def rows_of(exchange: Exchange) -> list[str]:
+        return [t for t in texts(card_of(exchange)) if t.startswith("due ")]
+
+    first = await say(rooms, thread, "task list")
+    assert rows_of(first) == ["due today 10:00, for nobody", "due tomorrow 17:00, for nobody"]
+    assert rows_of(await say(rooms, thread, "task list")) == rows_of(first)
+    clock.now = NOW + timedelta(hours=2)
+    late = await say(rooms, thread, "task list")
+    assert rows_of(late) == ["due today 10:00 (overdue), for nobody", "due tomorrow 17:00, for nobody"]
+    assert [b.get("style") for b in card_of(late)["body"] if b.get("separator")][:1] == ["attention"]
+    clock.now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    next_day = await say(rooms, thread, "task list")
+    assert rows_of(next_day) == ["due Mon 30 Nov 10:00 (overdue), for nobody", "due today 17:00, for nobody"]
