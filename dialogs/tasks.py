@@ -140,24 +140,23 @@ async def task_list(ctx: CommandContext, args: ListArgs) -> Reply:
 
     if state is None:
         listing = build()
-        card, encoded, shown = listing.card, listing.encoded, listing.shown
-    else:  # the same card for whoever asks for it while the room's state is kept: kept as its JSON
+    else:  # the same card for whoever asks for it while the room's state is kept, with its JSON
         key = list_key(room, rows, heading=heading, now=now, room_flag=flag, names=seen.names, more_hint=hint,
                        footer=footer)  # fmt: skip
-        encoded, shown = state.derive(key, lambda: _compact(build()))
-        card = json.loads(encoded)
-    numbers = " ".join(f"#{number}" for number in shown)
-    ctx.note.detail = f"shown {numbers} ({len(shown)} of {len(visible)})" + (
+        listing = state.derive(key, lambda: _encoded(build()))
+    numbers = " ".join(f"#{number}" for number in listing.shown)
+    ctx.note.detail = f"shown {numbers} ({len(listing.shown)} of {len(visible)})" + (
         f"; {held} only some members may see" if held else "")  # fmt: skip
-    return Reply(card=card, card_json=encoded)
+    return Reply(card=listing.card, card_json=listing.encoded)
 
 
 LIST_HINT = "/task list --overdue or /task show <number>."
 
 
-def _compact(listing: Listing) -> tuple[str, list[int]]:
-    """What a kept list card keeps: its JSON (a fifth of the dicts' memory) and the numbers it shows."""
-    return listing.encoded or json.dumps(listing.card), listing.shown
+def _encoded(listing: Listing) -> Listing:
+    """A listing to keep: with its JSON, so that no request encodes it again. Kept cards are shared by
+    the replies that show them: nothing changes a reply's card once it is made."""
+    return listing if listing.encoded is not None else replace(listing, encoded=json.dumps(listing.card))
 
 
 @router.command("task show", action="task.show", args=TaskArgs, needs_room=True, facts=("task:number",))

@@ -44,9 +44,10 @@ T = TypeVar("T")
 CAPACITY = 64
 """Rooms kept per process (least recently used dropped first). A state holds about 3 KB per open task
 (measured: 1.5 MB for 500 tasks and 20 members), plus what is derived from it."""
-DERIVED_MAX = 32
-"""Values kept with one state: the readers' common sight, and list cards as their JSON (about 20 KB for
-25 rows; each kind of list, audience and caller of `--mine` adds one)."""
+DERIVED_MAX = 16
+"""Values kept with one state: the readers' common sight, and list cards with their JSON (about 120 KB
+for 25 rows; each kind of list, audience and caller of `--mine` adds one). At most about 2 MB per room
+beyond its tasks, so some 125 MB in all at the worst, a few MB in the usual case."""
 
 _REVISION = sa_select(col(Room.revision)).where(col(Room.id) == bindparam("room_id"))
 
