@@ -44,15 +44,28 @@ thread, `/help` at 50 clients, while writing this; the figures above are the one
   forty decisions hash their facts once; `/help`'s listing is written once per set of allowed
   commands; request ids are a per-process prefix and a counter; `/task list` builds two facts objects,
   not one per task; escaping uses `str.translate`.
+- **A room's state, kept per revision** (`core/rooms/states.py`, migration 0011). Triggers raise
+  `room.revision` in every transaction that changes a room's tasks, shares or members, so a process
+  keeps what it read of a room's open tasks, their shares and its members, and uses it while the room
+  a request reads at its start carries that revision (every replica checks the same number). With it
+  are kept what every reader of a room-space reply may see and the list cards made from it, keyed by
+  all they read (the rows, whom they may name, which are overdue, the room's local date). Why it paid
+  so much: pysqlite lets go of the GIL for every row it steps, and under load each of those is a
+  thread switch (`/task list` read fifty tasks, their shares and the members: about 150 context
+  switches per request, half its CPU).
+- **Less garbage collection.** Serving freezes what start-up made and collects the young generation
+  every 20,000 allocations, not 700: a list card's request allocates thousands of objects.
+- **A list card is encoded once**: its size is measured from the card's own JSON, which the dedupe
+  claim and the post reuse; intake checks strings for lone surrogates only when the body could hold
+  one; metrics look their labelled children up once.
 - **Reads stay on a worker thread.** Running the request's short SQLite reads on the event loop
-  instead was measured and left out: throughput fell (about 175 -> 135 req/s, CPU per request up),
-  because pysqlite, like psycopg, releases the GIL while the database works, so the worker thread
-  overlaps the loop. PostgreSQL's async or pipeline mode was not tried.
-- **Where `/help`'s CPU goes now**, largest first: the group writer's transaction (SQLAlchemy's session
-  around a few statements), the read in the worker thread (the room and membership as ORM objects),
-  the reply's POST through aiohttp, botbuilder's turn (adapter, TurnContext, ActivityHandler),
-  parsing the body, routing. `/task list` spends most of its time loading fifty tasks as ORM objects
-  and building and encoding the card.
+  instead was measured twice and left out: `/help` and `/room status` used more CPU per request,
+  though the thread switches went down by half. PostgreSQL's async or
+  pipeline mode was not tried.
+- **Where `/help`'s CPU goes now**, largest first: the reply's POST through aiohttp (about a sixth),
+  the read in the worker thread (the dedupe check, the room and membership as ORM objects, the
+  transaction around them), the group writer's transaction, the event loop itself, botbuilder's turn,
+  parsing and routing: no part above a sixth, so what is left is many small costs of the stack.
 """
 
 HOW_TO = """\

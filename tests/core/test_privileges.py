@@ -189,3 +189,17 @@ def test_a_role_name_that_needs_quoting_is_quoted(pg_database_url: str) -> None:
         assert f'GRANT SELECT, INSERT ON TABLE public.audit_event TO "{made.runtime}"' in applied
         assert found.role == made.runtime and found.warning is None
         assert ("table audit_event", "INSERT") in granted(made.admin_url, made.runtime)
+
+
+def test_the_runtime_roles_writes_raise_a_rooms_revision(roles: Roles) -> None:
+    """Migration 0011's trigger function runs with the rights of whoever writes: the runtime role's."""
+    _apply(roles.owner_url, roles.runtime)
+    with connect(roles.runtime_url) as runtime:
+        [(room_id,)] = runtime.execute(
+            "INSERT INTO room (key, name, classification, timezone, lead_aad_id, tenant_id, space_kind, reference,"
+            " status, orphaned, opened_at, task_seq) VALUES ('OP-ROLE', 'Role', 'OFFICIAL', 'Europe/London', 'a',"
+            " 't', 'thread', '{}', 'open', false, now(), 0) RETURNING id").fetchall()  # fmt: skip
+        runtime.execute("INSERT INTO room_member (room_id, aad_id, role, joined_at, no_export, digest_personal)"
+                        " VALUES (%s, 'b', 'officer', now(), false, false)", (room_id,))  # fmt: skip
+        [(revision,)] = runtime.execute("SELECT revision FROM room WHERE id = %s", (room_id,)).fetchall()
+    assert revision == 1
