@@ -24,6 +24,7 @@ from core import text as safe
 from core.db import Database
 from core.rooms import flows as rooms
 from core.rooms import service as room_service
+from core.rooms.located import Located
 from dialogs.context import Reply
 from dialogs.facts import room_facts, visible
 from dialogs.text import escape_message
@@ -34,9 +35,10 @@ from policies.model import PrincipalKind, RoomRole
 class Locator:
     """Finds the room of a turn and the caller's facts in it."""
 
-    def __init__(self, *, db: Database, policy: Policy, identity: Identity,
-                 clock: Callable[[], datetime]) -> None:  # fmt: skip
+    def __init__(self, *, db: Database, policy: Policy, identity: Identity, clock: Callable[[], datetime],
+                 located: Located | None = None) -> None:  # fmt: skip
         self.db, self.policy, self.identity, self.clock = db, policy, identity, clock
+        self.located = located
 
     async def locate(self, turn: Turn) -> bool:
         """Which room the command is about (--room KEY, or the room whose space it was typed in), and the
@@ -51,7 +53,8 @@ class Locator:
         if located is None:
             aad_id = principal.aad_id
             located = await self.db.run(lambda s: rooms.find(s, conversation_id=conversation_id, key=key,
-                                                             aad_id=aad_id), readonly=True)  # fmt: skip
+                                                             aad_id=aad_id, located=self.located),
+                                        readonly=True)  # fmt: skip
         room, now = located.room, self.clock()
         if room is not None:
             member = located.member

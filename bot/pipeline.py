@@ -39,6 +39,7 @@ from core.outbox import chats
 from core.outbox import service as outbox
 from core.outbox.models import PersonalChat
 from core.rooms import flows as rooms
+from core.rooms.located import Located
 from dialogs.context import Reply
 from dialogs.registry import Router
 from dialogs.text import escape_message
@@ -83,7 +84,10 @@ class Pipeline:
         self.after_commit = after_commit
         """Called after a commit that may have written outbox rows (wakes the sender)."""
         self.metrics = metrics or Metrics()
-        self.locator = Locator(db=db, policy=policy, identity=identity, clock=lambda: self.clock())
+        self.located = Located()
+        """Rooms and memberships this process looked up, reused while their room's revision holds."""
+        self.locator = Locator(db=db, policy=policy, identity=identity, clock=lambda: self.clock(),
+                               located=self.located)  # fmt: skip
         self._inflight: dict[str, asyncio.Lock] = {}
         self.delivered = DeliveredMarks(db)
         """Replies delivered lately (their mark in the database may still be on its way)."""
@@ -248,7 +252,8 @@ class Pipeline:
             blocked = personal and outbox.blocked(session=session, conversation_id=where) is not None
             aad_id = principal.aad_id if personal else None
             stored = chats.get(session=session, aad_id=aad_id) if aad_id else None
-            found = rooms.find(session, conversation_id=where, key=None, aad_id=principal.aad_id)
+            found = rooms.find(session, conversation_id=where, key=None, aad_id=principal.aad_id,
+                               located=self.located)  # fmt: skip
             return seen, found, blocked, stored
 
         seen, turn.here, blocked, stored = await self.db.run(read, readonly=True)

@@ -20,6 +20,7 @@ from core.audit.models import Actor, EventDraft, Where
 from core.errors import Refused
 from core.outbox import service as outbox
 from core.rooms import service
+from core.rooms.located import Located
 from core.rooms.models import Room, RoomMember, RoomStatus
 from core.tasks.models import Task
 
@@ -154,16 +155,28 @@ class Found:
     inside: bool = False
 
 
-def find(session: Session, *, conversation_id: str | None, key: str | None, aad_id: str | None) -> Found:
-    """The room named by --room KEY, else the room whose Teams space this conversation is."""
+def find(session: Session, *, conversation_id: str | None, key: str | None, aad_id: str | None,
+         located: Located | None = None) -> Found:  # fmt: skip
+    """The room named by --room KEY, else the room whose Teams space this conversation is. located: the
+    process's kept rooms and memberships, reused while the room's revision holds (core/rooms/located.py)."""
     room = None
-    if key:
+    if located is not None:
+        found = located.room_id(session, conversation_id=conversation_id, key=key)
+        room = located.room(session, *found) if found is not None else None
+    elif key:
         room = service.get_by_key(session=session, key=key)
     elif conversation_id:
         room = service.get_by_conversation(session=session, conversation_id=conversation_id)
     if room is None or room.id is None or not room.usable:
         return Found(None)
-    member = service.member(session=session, room_id=room.id, aad_id=aad_id) if aad_id else None
+    member = None
+    if aad_id:
+        room_id = room.id
+
+        def load() -> RoomMember | None:
+            return service.member(session=session, room_id=room_id, aad_id=aad_id)
+
+        member = load() if located is None else located.member(room_id, aad_id, room.revision, load)
     inside = key is None or (conversation_id is not None and service.in_space(room, conversation_id))
     return Found(room, member, inside)
 

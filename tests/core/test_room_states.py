@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,8 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from core.db import Database
+from core.rooms import flows
+from core.rooms.located import Located
 from core.rooms.models import Room, RoomMember
 from core.rooms.states import DERIVED_MAX, RoomStates
 from core.tasks import service
@@ -99,26 +102,17 @@ def test_every_change_to_a_rooms_tasks_shares_or_members_raises_its_revision(db:
     assert _revision(db, other) == 0  # another room's changes leave it alone
 
 
-def test_a_members_last_seen_and_the_room_row_itself_leave_the_revision_alone(db: Database) -> None:
-    room_id = db.transaction(lambda s: _room(s))
+def test_the_rooms_own_row_raises_it_once_per_update_and_so_does_a_members_last_seen(db: Database) -> None:
+    room_id, other = db.transaction(lambda s: (_room(s), _room(s, "OP-KESTREL")))
     db.transaction(lambda s: s.add(_member(room_id, "aad-ben")))
     before = _revision(db, room_id)
+    _sql(db, f"UPDATE room SET digest_time = '08:00', status = 'closed' WHERE id = {room_id}")
+    assert _revision(db, room_id) == before + 1  # not again for the trigger's own update
     _sql(db, "UPDATE room_member SET last_seen_at = joined_at")
-    _sql(db, "UPDATE room SET digest_time = '08:00', status = 'closed'")
-    assert _revision(db, room_id) == before
-
-
-def test_the_member_trigger_watches_every_column_but_last_seen(db: Database) -> None:
-    """A column added to room_member later must be added to the trigger (migration 0011's docstring)."""
-    if db.dialect == "postgresql":
-        query = ("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal "
-                 "AND tgrelid = to_regclass('room_member') AND tgname = 'room_revision'")  # fmt: skip
-    else:
-        query = "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'room_revision_room_member_update'"
-    [definition] = db.transaction(lambda s: [row[0] for row in s.execute(text(query))], readonly=True)
-    watched = definition.split("UPDATE OF", 1)[1].split(" ON ", 1)[0].replace(" OR DELETE", "")
-    columns = {name.strip() for name in watched.split(",")}
-    assert columns == {c.name for c in RoomMember.__table__.columns} - {"last_seen_at"}  # type: ignore[attr-defined]
+    assert _revision(db, room_id) == before + 2
+    db.transaction(lambda s: service.add(s, room_id, title="Visit", by=ADA, now=NOW))
+    assert _revision(db, room_id) > before + 2
+    assert _revision(db, other) == 0
 
 
 async def test_a_state_is_read_once_per_revision_and_again_after_a_change(db: Database, second: Database) -> None:
@@ -203,3 +197,61 @@ async def test_what_is_derived_from_a_state_is_made_once_per_key_and_kept_within
     for n in range(DERIVED_MAX + 1):
         state.derive(("b", n), lambda n=n: make(n))
     assert len(state.derived) <= DERIVED_MAX
+
+
+def test_rooms_and_memberships_are_looked_up_once_per_revision(db: Database, second: Database) -> None:
+    room_id = db.transaction(lambda s: _room(s))
+    db.transaction(lambda s: s.add(_member(room_id, "aad-ben")))
+    located = Located()
+    conversation = "19:OP-LANTERN@thread.tacv2;messageid=1"
+
+    def find(store: Database = db, aad_id: str = "aad-ben", **where: str) -> flows.Found:
+        options = {"conversation_id": conversation, "key": None} | where
+        return store.transaction(lambda s: flows.find(s, aad_id=aad_id, located=located, **options),
+                                 readonly=True)  # fmt: skip
+
+    first, again = find(), find()
+    assert located.loads == 2 and again.room is first.room and again.member is first.member
+    assert first.member is not None and first.member.role == "officer" and first.inside
+    assert find(key="op-lantern").room is first.room and located.loads == 2
+    assert find(aad_id="aad-cy").member is None and located.loads == 3  # nobody: kept as nobody
+    assert find(aad_id="aad-cy").member is None and located.loads == 3
+
+    # Another replica revokes Ben and closes the room: the next look-up sees both.
+    second.transaction(lambda s: s.execute(text("UPDATE room_member SET revoked_at = joined_at")))
+    revoked = find(store=second)
+    assert revoked.member is not None and revoked.member.revoked_at is not None
+    second.transaction(lambda s: s.execute(text("UPDATE room SET status = 'closed'")))
+    closed = find()
+    assert closed.room is not None and closed.room.closed
+    second.transaction(lambda s: s.add(_member(room_id, "aad-cy")))
+    assert find(aad_id="aad-cy").member is not None
+    second.transaction(lambda s: s.execute(text("UPDATE room SET status = 'cancelled'")))
+    assert find().room is None  # not usable: no room
+    assert find(conversation_id="19:nowhere@thread.tacv2").room is None
+
+
+def test_look_ups_from_many_threads_agree(db: Database) -> None:
+    room_id = db.transaction(lambda s: _room(s))
+    for n in range(8):
+        db.transaction(lambda s, n=n: s.add(_member(room_id, f"aad-{n}")))
+    located = Located(capacity=4)
+    errors: list[BaseException] = []
+
+    def look(n: int) -> None:
+        try:
+            for i in range(50):
+                aad_id = f"aad-{(n + i) % 8}"
+                found = db.transaction(lambda s, a=aad_id: flows.find(
+                    s, conversation_id="19:OP-LANTERN@thread.tacv2;messageid=1", key=None, aad_id=a,
+                    located=located), readonly=True)  # fmt: skip
+                assert found.member is not None and found.member.aad_id == aad_id
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=look, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from core.db import Database
 from core.rooms.models import RoomMember
 from core.tasks import service
 from core.tasks.models import Task
+from tests import fixtures
 from tests.scenarios.conftest import Clock, Exchange, Harness
 from tests.scenarios.digest_support import add_member, room_id
 from tests.scenarios.rooms_support import in_thread
@@ -109,3 +111,26 @@ async def test_a_kept_list_card_follows_the_clock_into_the_next_day_and_past_a_d
     clock.now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
     next_day = await say(rooms, thread, "task list")
     assert rows_of(next_day) == ["due Mon 30 Nov 10:00 (overdue), for nobody", "due today 17:00, for nobody"]
+
+
+async def test_a_guest_revoked_or_a_room_closed_through_another_replica_counts_at_the_next_request(
+    rooms: Harness, db: Database, db_url: str
+) -> None:
+    """The room and the caller's membership each request looks up are kept per revision too
+    (core/rooms/located.py): a change made elsewhere is seen by the next request."""
+    thread = await room_with_sam(rooms, db)
+    add_task(db, "Multi-agency meeting", now=NOW, share=["all"])
+    for _ in range(2):
+        assert listed(await sam_in_thread(rooms, thread, "task list")) == ["**#1** Multi-agency meeting"]
+
+    other = Database(db_url)
+    try:
+        other.transaction(lambda s: s.execute(text(f"UPDATE room_member SET revoked_at = joined_at "
+                                                   f"WHERE aad_id = '{fixtures.GUEST_AAD}'")))  # fmt: skip
+        after = await sam_in_thread(rooms, thread, "task list")
+        assert not after.replies[0].get("attachments") and rooms.audit()[-1]["outcome"] == "needs_room"
+        other.transaction(lambda s: s.execute(text("UPDATE room SET status = 'closed'")))
+    finally:
+        other.close()
+    closed = await say(rooms, thread, "task add Search the flat")
+    assert "closed" in closed.texts[0] and rooms.audit()[-1]["outcome"] != "ok"

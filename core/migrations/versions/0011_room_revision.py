@@ -1,16 +1,14 @@
-"""A room's revision: a number the database raises with every change to its tasks, shares or members.
+"""A room's revision: a number the database raises with every change to the room or its tasks, shares
+or members.
 
-* room.revision: raised by triggers, in the writing transaction, on every insert, update or delete of
-  a row of task, task_share or room_member (for a share, the room of its task). No code writes it, so
-  no write path can forget to: a process may keep what it read of a room's tasks and members and
-  reuse it for as long as the room it reads at the start of a request still carries the same number
-  (core/rooms/states.py). Changes to the room row itself do not raise it: every request reads that row.
-  Nor does a member's `last_seen_at`, written by their requests at most hourly (the access review reads
-  it from the table): a member's update raises it only when one of MEMBER_COLUMNS changes. A migration
-  that adds a column to room_member must add it to the trigger (the test compares them with the model).
+* room.revision: raised by triggers, in the writing transaction, on every update of the room's row and
+  every insert, update or delete of a row of task, task_share or room_member (for a share, the room of
+  its task). No code writes it, so no write path can forget to: a process may keep what it read of a
+  room and reuse it for as long as the room still carries the same number (core/rooms/states.py: its
+  open tasks and members; core/rooms/located.py: the room row and memberships every request looks up).
 
-A later migration must not rebuild task, task_share or room_member with a batch copy on SQLite: the
-copy would drop these triggers (tests/core/test_room_revision.py checks they are there at head).
+A later migration must not rebuild room, task, task_share or room_member with a batch copy on SQLite:
+the copy would drop these triggers (tests/core/test_room_states.py checks they work at head).
 
 Revision ID: 0011
 Revises: 0010
@@ -28,34 +26,26 @@ branch_labels = None
 depends_on = None
 
 TABLES = ("task", "task_share", "room_member")
-MEMBER_COLUMNS = ("id", "room_id", "aad_id", "tenant_id", "name", "role", "agency", "joined_at", "expires_at",
-                  "no_export", "digest_personal", "isa_ref", "invitation_id", "revoked_at")  # fmt: skip
-"""Every room_member column but last_seen_at."""
 _ROOM_OF = {"task": "{row}.room_id", "room_member": "{row}.room_id",
             "task_share": "(SELECT room_id FROM task WHERE id = {row}.task_id)"}  # fmt: skip
 
 
-def _event(table: str, op_name: str) -> str:
-    """`INSERT`, `DELETE`, `UPDATE`, or for room_member `UPDATE OF` its columns but last_seen_at."""
-    if table == "room_member" and op_name == "update":
-        return f"UPDATE OF {', '.join(MEMBER_COLUMNS)}"
-    return op_name.upper()
-
-
 def _sqlite_triggers() -> list[str]:
-    out = []
+    # The room's own row: any update that leaves the revision as it was (those that raise it do not
+    # fire it again; SQLite's recursive triggers are off, and the condition holds anyway).
+    out = ["""CREATE TRIGGER room_revision_room_update AFTER UPDATE ON room WHEN OLD.revision = NEW.revision
+        BEGIN UPDATE room SET revision = revision + 1 WHERE id = NEW.id; END"""]
     for table in TABLES:
         room_of = _ROOM_OF[table]
         rooms = {"insert": room_of.format(row="NEW"), "delete": room_of.format(row="OLD"),
                  "update": f"{room_of.format(row='OLD')}, {room_of.format(row='NEW')}"}  # fmt: skip
         for op_name, ids in rooms.items():
-            out.append(f"""CREATE TRIGGER room_revision_{table}_{op_name}
-                AFTER {_event(table, op_name)} ON {table}
+            out.append(f"""CREATE TRIGGER room_revision_{table}_{op_name} AFTER {op_name.upper()} ON {table}
                 BEGIN UPDATE room SET revision = revision + 1 WHERE id IN ({ids}); END""")
     return out
 
 
-_PG_FUNCTION = """CREATE FUNCTION room_revision_raise() RETURNS trigger LANGUAGE plpgsql AS $$
+_PG_FUNCTIONS = ["""CREATE FUNCTION room_revision_raise() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     new_room integer;
     old_room integer;
@@ -69,17 +59,23 @@ BEGIN
     END IF;
     UPDATE room SET revision = revision + 1 WHERE id = new_room OR id = old_room;
     RETURN NULL;
-END $$"""
+END $$""", """CREATE FUNCTION room_revision_own() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.revision := OLD.revision + 1;
+    RETURN NEW;
+END $$"""]
 
 
 def upgrade() -> None:
-    # A plain ADD COLUMN (a batch copy of room would drop nothing here, but stays the rule).
     op.add_column("room", sa.Column("revision", sa.Integer, nullable=False, server_default="0"))
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(_PG_FUNCTION)
+        for function in _PG_FUNCTIONS:
+            op.execute(function)
+        op.execute("""CREATE TRIGGER room_revision BEFORE UPDATE ON room FOR EACH ROW
+            WHEN (OLD.revision = NEW.revision) EXECUTE FUNCTION room_revision_own()""")
         for table in TABLES:
-            op.execute(f"""CREATE TRIGGER room_revision AFTER INSERT OR {_event(table, "update")} OR DELETE
-                ON {table} FOR EACH ROW EXECUTE FUNCTION room_revision_raise()""")
+            op.execute(f"""CREATE TRIGGER room_revision AFTER INSERT OR UPDATE OR DELETE ON {table}
+                FOR EACH ROW EXECUTE FUNCTION room_revision_raise()""")
     else:
         for statement in _sqlite_triggers():
             op.execute(statement)
@@ -87,10 +83,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        for table in TABLES:
+        for table in ("room", *TABLES):
             op.execute(f"DROP TRIGGER room_revision ON {table}")
         op.execute("DROP FUNCTION room_revision_raise()")
+        op.execute("DROP FUNCTION room_revision_own()")
     else:
+        op.execute("DROP TRIGGER room_revision_room_update")
         for table in TABLES:
             for op_name in ("insert", "update", "delete"):
                 op.execute(f"DROP TRIGGER room_revision_{table}_{op_name}")
