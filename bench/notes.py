@@ -44,15 +44,16 @@ thread, `/help` at 50 clients, while writing this; the figures above are the one
   forty decisions hash their facts once; `/help`'s listing is written once per set of allowed
   commands; request ids are a per-process prefix and a counter; `/task list` builds two facts objects,
   not one per task; escaping uses `str.translate`.
-- **A room's state, kept per revision** (`core/rooms/states.py`, migration 0011). Triggers raise
-  `room.revision` in every transaction that changes a room's tasks, shares or members, so a process
-  keeps what it read of a room's open tasks, their shares and its members, and uses it while the room
-  a request reads at its start carries that revision (every replica checks the same number). With it
-  are kept what every reader of a room-space reply may see and the list cards made from it, keyed by
-  all they read (the rows, whom they may name, which are overdue, the room's local date). Why it paid
-  so much: pysqlite lets go of the GIL for every row it steps, and under load each of those is a
-  thread switch (`/task list` read fifty tasks, their shares and the members: about 150 context
-  switches per request, half its CPU).
+- **A room kept per revision** (migration 0011). Triggers raise `room.revision` in every transaction
+  that changes a room's row, tasks, shares or members. Each request reads its room's id and revision
+  with fixed SQL and reuses the room and membership it loaded before while the revision holds
+  (`core/rooms/located.py`); `/task list` and `/room status` reuse what was read of the room's open
+  tasks, their shares and its members (`core/rooms/states.py`), and with it what every reader of a
+  room-space reply may see and the list cards made from it, keyed by all they read (the rows, whom
+  they may name, which are overdue, the room's local date). Every replica checks the same number, so
+  none shows another's stale state. Why it paid so much: pysqlite lets go of the GIL for every row it
+  steps, and under load each of those is a thread switch (`/task list` read fifty tasks, their shares
+  and the members: about 150 context switches per request, half its CPU; now about 23).
 - **Less garbage collection.** Serving freezes what start-up made and collects the young generation
   every 20,000 allocations, not 700: a list card's request allocates thousands of objects.
 - **A list card is encoded once**: its size is measured from the card's own JSON, which the dedupe
