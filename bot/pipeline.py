@@ -256,7 +256,8 @@ class Pipeline:
                                located=self.located)  # fmt: skip
             return seen, found, blocked, stored
 
-        seen, turn.here, blocked, stored = await self.db.run(read, readonly=True)
+        # Each look-up stands alone (the room's says which revision it read): no snapshot needed.
+        seen, turn.here, blocked, stored = await self.db.run(read, readonly=True, snapshot=False)
         remember = personal_chat.remember(turn, stored, self.clock()) if personal and seen is None else None
         if remember is not None:  # where their own digest goes (`/digest me on`)
             turn.on_commit.append(remember)

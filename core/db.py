@@ -64,8 +64,10 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        readonly = conn.get_execution_options().get("opsroom_readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if options.get("opsroom_statements"):
+            return  # each statement reads on its own (Database.transaction's snapshot=False)
+        conn.exec_driver_sql("BEGIN" if options.get("opsroom_readonly", False) else "BEGIN IMMEDIATE")
 
 
 def driver_execute(
@@ -116,23 +118,32 @@ class Database:
             _sqlite_setup(self.engine)
         # Read-only work (queries, verify) must not queue behind writers on SQLite.
         self._readonly_engine = self.engine.execution_options(opsroom_readonly=True)
+        self._statements_engine = self._readonly_engine.execution_options(opsroom_statements=True)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
         self.writer = GroupWriter(lambda: Session(self.engine, expire_on_commit=False))
 
     def __repr__(self) -> str:
         return f"Database({make_url(self.url).render_as_string(hide_password=True)!r})"
 
-    def transaction(self, fn: Callable[[Session], T], *, readonly: bool = False) -> T:
-        """Run fn in one transaction (commit on return, roll back on raise), in this thread."""
-        bind = self._readonly_engine if readonly else self.engine
+    def transaction(self, fn: Callable[[Session], T], *, readonly: bool = False, snapshot: bool = True) -> T:
+        """Run fn in one transaction (commit on return, roll back on raise), in this thread.
+
+        snapshot=False (read-only work only): on SQLite, no BEGIN and no COMMIT, so each statement reads
+        the newest committed state on its own; for short reads whose statements need not agree (a
+        request's look-ups, each of which says how new it is). Two statements fewer, and each lets go of
+        the GIL, which under load is a thread switch. PostgreSQL is unaffected.
+        """
+        if not snapshot and not readonly:
+            raise ValueError("only read-only work may go without a snapshot")
+        bind = self.engine if not readonly else self._readonly_engine if snapshot else self._statements_engine
         with Session(bind, expire_on_commit=False) as session, session.begin():
             return fn(session)
 
-    async def run(self, fn: Callable[[Session], T], *, readonly: bool = False) -> T:
-        """Run fn in one transaction on a worker thread."""
+    async def run(self, fn: Callable[[Session], T], *, readonly: bool = False, snapshot: bool = True) -> T:
+        """Run fn in one transaction on a worker thread (snapshot: see `transaction`)."""
         loop = asyncio.get_running_loop()
         ctx = contextvars.copy_context()
-        call = functools.partial(ctx.run, self.transaction, fn, readonly=readonly)
+        call = functools.partial(ctx.run, self.transaction, fn, readonly=readonly, snapshot=snapshot)
         return await loop.run_in_executor(self._pool, call)
 
     async def commit(self, fn: Callable[[Session], T]) -> T:

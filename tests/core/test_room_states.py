@@ -255,3 +255,27 @@ def test_look_ups_from_many_threads_agree(db: Database) -> None:
     for thread in threads:
         thread.join()
     assert not errors
+
+
+def test_a_read_without_a_snapshot_sees_each_statements_newest_state(db: Database, second: Database) -> None:
+    """Database.transaction(snapshot=False), as a request's look-ups run: on SQLite no BEGIN, so a
+    commit between two statements is seen by the second (with a snapshot, SQLite would not see it)."""
+    room_id = db.transaction(lambda s: _room(s))
+
+    def read(session: Session, *, between: bool = True) -> tuple[int, int]:
+        before = _revision_in(session, room_id)
+        if between:
+            second.transaction(lambda s: s.add(_member(room_id, f"aad-{before}")))
+        return before, _revision_in(session, room_id)
+
+    before, after = db.transaction(read, readonly=True, snapshot=False)
+    assert after > before
+    if db.dialect == "sqlite":
+        held = db.transaction(read, readonly=True)
+        assert held[0] == held[1]
+    with pytest.raises(ValueError):
+        db.transaction(lambda s: read(s, between=False), snapshot=False)
+
+
+def _revision_in(session: Session, room_id: int) -> int:
+    return int(session.execute(text(f"SELECT revision FROM room WHERE id = {room_id}")).scalar_one())
