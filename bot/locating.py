@@ -54,7 +54,7 @@ class Locator:
             aad_id = principal.aad_id
             located = await self.db.run(lambda s: rooms.find(s, conversation_id=conversation_id, key=key,
                                                              aad_id=aad_id, located=self.located),
-                                        readonly=True)  # fmt: skip
+                                        readonly=True, snapshot=False)  # fmt: skip
         room, now = located.room, self.clock()
         if room is not None:
             member = located.member
