@@ -1,8 +1,8 @@
 """What a process read of a room's open tasks, their shares and its members, kept per room revision.
 
 `/task list` and `/room status` read the same rows for every request about a room until one of them
-changes, and the database raises `room.revision` whenever one does, in the writing transaction
-(migration 0011's triggers, so no write path can forget). A process keeps its newest such read per room
+changes, and the database raises `room.revision` whenever one does (or the room's own row changes), in
+the writing transaction (migration 0011's triggers, so no write path can forget). A process keeps its newest such read per room
 and hands it out while the room a request read at its start carries that revision or an older one: a
 request may see what changed since it began, never less. The read takes the revision first, so what it
 keeps is at least as new as the number it is kept under (on PostgreSQL each statement may see newer
@@ -14,7 +14,6 @@ thread switch; a room of 50 tasks cost /task list about half its CPU in that rea
 
 What is kept is shared by concurrent requests: detached ORM rows, to be read and never changed. Done
 tasks are not kept (a room's history grows without bound): `/task list --all` reads the table.
-`RoomMember.last_seen_at` does not raise the revision, so a kept member's may be older than the table's.
 """
 
 from __future__ import annotations
