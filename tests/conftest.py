@@ -121,3 +121,13 @@ def db(db_url: str) -> Iterator[Database]:
         yield database
     finally:
         database.close()
+
+
+@pytest.fixture
+def second(db: Database, db_url: str) -> Iterator[Database]:
+    """Another Database on the same store as `db`, with its own engine and connections: another process."""
+    other = Database(db_url)
+    try:
+        yield other
+    finally:
+        other.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -12,6 +13,7 @@ from sqlmodel import Session, select
 from core.audit import chain, service
 from core.audit.models import Actor, AuditEvent, EventDraft, Where
 from core.db import Database
+from core.rooms.models import Room
 
 
 def draft(n: int = 0, **overrides: Any) -> EventDraft:
@@ -122,3 +124,14 @@ def write_tail(db: Database, from_seq: int, change: dict[str, object]) -> None:
                 },
             )
             prev = row.hash
+
+
+def add_room(session: Session, key: str = "OP-LANTERN", *, opened_at: datetime) -> int:
+    """An open thread room led by aad-ada, written straight to the store; its id."""
+    room = Room(key=key, name=key, classification="OFFICIAL", timezone="Europe/London", lead_aad_id="aad-ada",
+                tenant_id="t", space_kind="thread", conversation_id=f"19:{key}@thread.tacv2;messageid=1",
+                reference="{}", opened_at=opened_at)  # fmt: skip
+    session.add(room)
+    session.flush()
+    assert room.id is not None
+    return room.id

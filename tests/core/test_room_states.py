@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,19 +19,14 @@ from core.rooms.states import DERIVED_MAX, RoomStates
 from core.tasks import service
 from core.tasks.models import Task
 from core.tasks.service import Actor, Assignee
+from tests.core.support import add_room
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 ADA = Actor("aad-ada", "PC Ada Officer")
 
 
 def _room(session: Session, key: str = "OP-LANTERN") -> int:
-    room = Room(key=key, name=key, classification="OFFICIAL", timezone="Europe/London", lead_aad_id="aad-ada",
-                tenant_id="t", space_kind="thread", conversation_id=f"19:{key}@thread.tacv2;messageid=1",
-                reference="{}", opened_at=NOW)  # fmt: skip
-    session.add(room)
-    session.flush()
-    assert room.id is not None
-    return room.id
+    return add_room(session, key, opened_at=NOW)
 
 
 def _member(room_id: int, aad_id: str, **extra: object) -> RoomMember:
@@ -68,16 +62,6 @@ def _task(session: Session, task_id: int) -> Task:
     task = session.get(Task, task_id)
     assert task is not None
     return task
-
-
-@pytest.fixture
-def second(db: Database, db_url: str) -> Iterator[Database]:
-    """Another Database on the same store: another replica."""
-    other = Database(db_url)
-    try:
-        yield other
-    finally:
-        other.close()
 
 
 def test_every_change_to_a_rooms_tasks_shares_or_members_raises_its_revision(db: Database) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +14,7 @@ from core.rooms.models import Room
 from core.tasks import service
 from core.tasks.models import SHARE_ALL, Task
 from core.tasks.service import Actor, Assignee
+from tests.core.support import add_room
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 ADA = Actor("aad-ada", "PC Ada Officer")
@@ -23,23 +23,7 @@ EACH = 50
 
 
 def _room(session: Session, key: str) -> int:
-    room = Room(key=key, name=key, classification="OFFICIAL", timezone="Europe/London", lead_aad_id=ADA.aad_id or "",
-                tenant_id="t", space_kind="thread", conversation_id=f"19:{key}@thread.tacv2;messageid=1",
-                reference="{}", opened_at=NOW)  # fmt: skip
-    session.add(room)
-    session.flush()
-    assert room.id is not None
-    return room.id
-
-
-@pytest.fixture
-def second(db: Database, db_url: str) -> Iterator[Database]:
-    """Another Database on the same store, with its own engine and connections: another process."""
-    other = Database(db_url)
-    try:
-        yield other
-    finally:
-        other.close()
+    return add_room(session, key, opened_at=NOW)
 
 
 def test_two_processes_adding_to_one_room_get_distinct_numbers(db: Database, second: Database) -> None:
