@@ -2,12 +2,13 @@
 
 `/task list` and `/room status` read the same rows for every request about a room until one of them
 changes, and the database raises `room.revision` whenever one does (or the room's own row changes), in
-the writing transaction (migration 0011's triggers, so no write path can forget). A process keeps its newest such read per room
-and hands it out while the room a request read at its start carries that revision or an older one: a
-request may see what changed since it began, never less. The read takes the revision first, so what it
-keeps is at least as new as the number it is kept under (on PostgreSQL each statement may see newer
-rows; on SQLite the read is one snapshot). Every replica checks against the same database, so none can
-show another's stale state; a room's first request after a change reads it again.
+the writing transaction (migration 0011's triggers, so no write path can forget). A process keeps its
+newest such read per room and hands it out while the room a request read at its start carries that
+revision or an older one: a request may see what changed since it began, never less. The read takes the
+revision first, so what it keeps is at least as new as the number it is kept under (on PostgreSQL each
+statement may see newer rows; on SQLite the read is one snapshot). Every replica checks against the
+same database, so none can show another's stale state; a room's first request after a change reads it
+again.
 
 Why: on SQLite, pysqlite lets go of the GIL for every row it steps, and under load each of those is a
 thread switch; a room of 50 tasks cost /task list about half its CPU in that read (docs/PERFORMANCE.md).
