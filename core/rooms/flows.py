@@ -159,14 +159,10 @@ def find(session: Session, *, conversation_id: str | None, key: str | None, aad_
          located: Located | None = None) -> Found:  # fmt: skip
     """The room named by --room KEY, else the room whose Teams space this conversation is. located: the
     process's kept rooms and memberships, reused while the room's revision holds (core/rooms/located.py)."""
+    ref = service.room_ref(session, conversation_id=conversation_id, key=key)
     room = None
-    if located is not None:
-        found = located.room_id(session, conversation_id=conversation_id, key=key)
-        room = located.room(session, *found) if found is not None else None
-    elif key:
-        room = service.get_by_key(session=session, key=key)
-    elif conversation_id:
-        room = service.get_by_conversation(session=session, conversation_id=conversation_id)
+    if ref is not None:
+        room = session.get(Room, ref[0]) if located is None else located.room(session, *ref)
     if room is None or room.id is None or not room.usable:
         return Found(None)
     member = None

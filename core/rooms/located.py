@@ -1,11 +1,11 @@
 """The rooms and memberships a process looked up, reused while the room's revision holds.
 
-Every request looks up the room of its conversation (or of `--room KEY`) and the caller's membership
-of it. Both change rarely, and every change to either (to the room's row or to any of its members'
-rows, `last_seen_at` included) raises `room.revision` in the writing transaction (migration 0011's
-triggers). So a request reads only the room's id and revision, with fixed SQL, and takes the room and
-membership a request read before when the revision is the same; otherwise it loads them as before and
-keeps them. The revision is read first, so what is loaded after it is at least that new.
+Every request looks up the room of its conversation (or of `--room KEY`) and the caller's membership of
+it. Both change rarely, and every change to either (to the room's row or to any of its members' rows,
+`last_seen_at` included) raises `room.revision` in the writing transaction (migration 0011's triggers).
+So a request reads only the room's id and revision (core.rooms.service.room_ref), and takes the room
+and membership a request read before when the revision is the same; otherwise it loads them as before
+and keeps them. The revision is read first, so what is loaded after it is at least that new.
 
 Kept rows are detached ORM objects shared by every request that finds them: read them, never change
 them (writes load their own rows in their own session). Lookups run in the database's worker threads:
@@ -21,19 +21,10 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from core.db import driver_execute
 from core.rooms.models import Room, RoomMember
 
 CAPACITY = 4096
 """Rooms, and separately memberships, kept per process (least recently used dropped first)."""
-
-_BY_CONVERSATION = (
-    "SELECT id, revision FROM room"
-    " WHERE conversation_id = ? OR (conversation_id = ? AND space_kind <> 'thread')"
-    " ORDER BY CASE WHEN conversation_id = ? THEN 0 ELSE 1 END LIMIT 1"
-)
-"""As core.rooms.service.get_by_conversation: the thread itself, else the whole channel it is in."""
-_BY_KEY = "SELECT id, revision FROM room WHERE key = ?"
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -49,18 +40,6 @@ class Located:
         self._members: OrderedDict[tuple[int, str], tuple[int, RoomMember | None]] = OrderedDict()
         self.loads = 0
         """How many rooms and memberships were loaded rather than reused."""
-
-    def room_id(self, session: Session, *, conversation_id: str | None,
-                key: str | None) -> tuple[int, int] | None:  # fmt: skip
-        """The (id, revision) of the room named by key, else of this conversation's space; None: no room."""
-        if key:
-            row = driver_execute(session, _BY_KEY, (key.upper(),)).first()
-        elif conversation_id:
-            base = conversation_id.split(";", 1)[0]
-            row = driver_execute(session, _BY_CONVERSATION, (conversation_id, base, conversation_id)).first()
-        else:
-            return None
-        return None if row is None else (int(row[0]), int(row[1]))
 
     def room(self, session: Session, room_id: int, revision: int) -> Room | None:
         """The room at this revision (or newer): kept, else loaded and kept."""

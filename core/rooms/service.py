@@ -10,31 +10,37 @@ from sqlalchemy import Select, bindparam, case, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from core.db import driver_execute
 from core.rooms.models import Room, RoomMember, RoomStatus
 from core.tasks.models import Task
 
 
-def get_by_key(*, session: Session, key: str) -> Room | None:
-    """A room by its key (case-insensitive)."""
-    return session.exec(select(Room).where(col(Room.key) == key.upper())).first()
+def room_ref(session: Session, *, conversation_id: str | None, key: str | None) -> tuple[int, int] | None:
+    """The (id, revision) of the room named by key (case-insensitive), else of this conversation's space:
+    the thread itself, else the whole channel it is in (a thread is more specific than the channel around
+    it, should both ever be rooms). None: no room. Fixed SQL: every request asks."""
+    if key:
+        row = driver_execute(session, _REF_BY_KEY, (key.upper(),)).first()
+    elif conversation_id:
+        base = conversation_id.split(";", 1)[0]
+        row = driver_execute(session, _REF_BY_CONVERSATION, (conversation_id, base, conversation_id)).first()
+    else:
+        return None
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+_REF_BY_KEY = "SELECT id, revision FROM room WHERE key = ?"
+_REF_BY_CONVERSATION = (
+    "SELECT id, revision FROM room"
+    " WHERE conversation_id = ? OR (conversation_id = ? AND space_kind <> 'thread')"
+    " ORDER BY CASE WHEN conversation_id = ? THEN 0 ELSE 1 END LIMIT 1"
+)
 
 
 def get_by_conversation(*, session: Session, conversation_id: str) -> Room | None:
     """The room whose Teams space this conversation is (a thread, or a whole channel)."""
-    params = {"exact": conversation_id, "base": conversation_id.split(";", 1)[0]}
-    return session.execute(_BY_CONVERSATION, params).scalars().first()
-
-
-def _by_conversation() -> Select[Any]:
-    exact = col(Room.conversation_id) == bindparam("exact")
-    whole_channel = (col(Room.conversation_id) == bindparam("base")) & (col(Room.space_kind) != "thread")
-    # A thread is more specific than the channel around it, should both ever be rooms.
-    return sa_select(Room).where(or_(exact, whole_channel)).order_by(case((exact, 0), else_=1)).limit(1)
-
-
-# Every request looks its room and membership up: the statements are built once (building one and
-# working out its cache key cost more than running it).
-_BY_CONVERSATION = _by_conversation()
+    ref = room_ref(session, conversation_id=conversation_id, key=None)
+    return None if ref is None else session.get(Room, ref[0])
 
 
 def keys_starting(*, session: Session, prefix: str) -> set[str]:
