@@ -52,9 +52,8 @@ class Locator:
         located = turn.here if key is None else None
         if located is None:
             aad_id = principal.aad_id
-            located = await self.db.run(lambda s: rooms.find(s, conversation_id=conversation_id, key=key,
-                                                             aad_id=aad_id, located=self.located),
-                                        readonly=True, snapshot=False)  # fmt: skip
+            located = await self.db.look_up(lambda s: rooms.find(s, conversation_id=conversation_id, key=key,
+                                                                 aad_id=aad_id, located=self.located))
         room, now = located.room, self.clock()
         if room is not None:
             member = located.member

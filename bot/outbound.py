@@ -220,12 +220,15 @@ class Outbound:
                 # trust_env would re-read the proxy variables and ~/.netrc on every request
                 # (a measurable share of each turn); proxy_for() reads them once instead.
                 trust_env=False,
+                # The Bot Framework's services set no cookies; aiohttp's jar would still look for some to
+                # send, and parse what comes back, on every request.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
-    def proxy_for(self, url: str) -> str | None:
+    def proxy_for(self, url: str | URL) -> str | None:
         """The proxy for a URL from the environment (HTTPS_PROXY, NO_PROXY...), read once per host."""
-        parsed = URL(url)
+        parsed = url if isinstance(url, URL) else URL(url)
         key = f"{parsed.scheme}://{parsed.host}"
         if key not in self._proxies:
             if len(self._proxies) > 1024:

@@ -106,15 +106,15 @@ class ConnectorPost:
         headers = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
         if not tokens.anonymous:
             headers["Authorization"] = f"Bearer {await tokens.token()}"
-        url = activities_url(service_url, conversation_id)
+        # encoded=True: send the path as quoted (conversation ids carry ';', ':', '@').
+        url = URL(activities_url(service_url, conversation_id), encoded=True)
         options: dict[str, Any] = {"headers": headers, "timeout": self._timeout}
         proxy = self._outbound.proxy_for(url)
         if proxy is not None:
             options["proxy"] = proxy
         data = json.dumps(activity, separators=(",", ":")).encode("utf-8")
         try:
-            # encoded=True: send the path as quoted above (conversation ids carry ';', ':', '@').
-            async with self._outbound.session.post(URL(url, encoded=True), data=data, **options) as response:
+            async with self._outbound.session.post(url, data=data, **options) as response:
                 body = await response.read()
                 return result_of(response.status, response.headers, body)
         except (aiohttp.ClientError, TimeoutError) as exc:

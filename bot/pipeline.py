@@ -257,7 +257,7 @@ class Pipeline:
             return seen, found, blocked, stored
 
         # Each look-up stands alone (the room's says which revision it read): no snapshot needed.
-        seen, turn.here, blocked, stored = await self.db.run(read, readonly=True, snapshot=False)
+        seen, turn.here, blocked, stored = await self.db.look_up(read)
         remember = personal_chat.remember(turn, stored, self.clock()) if personal and seen is None else None
         if remember is not None:  # where their own digest goes (`/digest me on`)
             turn.on_commit.append(remember)

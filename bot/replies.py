@@ -135,10 +135,10 @@ class Replies:
     async def _post(self, url: str, data: bytes, headers: dict[str, str]) -> None:
         settings = self.retry
         options: dict[str, Any] = {"headers": headers, "timeout": self._timeout}
-        proxy = self._outbound.proxy_for(url)
+        target = URL(url, encoded=True)  # sent as quoted above (conversation ids carry ';', ':', '@')
+        proxy = self._outbound.proxy_for(target)
         if proxy is not None:
             options["proxy"] = proxy
-        target = URL(url, encoded=True)  # sent as quoted above (conversation ids carry ';', ':', '@')
         attempt = 0
         while True:
             last = attempt + 1 >= settings.attempts
