@@ -140,8 +140,8 @@ class Database:
 
         snapshot=False (read-only work only): on SQLite, no BEGIN and no COMMIT, so each statement reads
         the newest committed state on its own; for short reads whose statements need not agree (a
-        request's look-ups, each of which says how new it is: `look_up`). Two statements fewer, and each lets go of
-        the GIL, which under load is a thread switch. PostgreSQL is unaffected.
+        request's look-ups, each of which says how new it is: `look_up`). Two statements fewer, and each
+        lets go of the GIL, which under load is a thread switch. PostgreSQL is unaffected.
         """
         if not snapshot and not readonly:
             raise ValueError("only read-only work may go without a snapshot")
