@@ -59,21 +59,38 @@ thread, `/help` at 50 clients, while writing this; the figures above are the one
 - **A list card is encoded once**: its size is measured from the card's own JSON, which the dedupe
   claim and the post reuse; intake checks strings for lone surrogates only when the body could hold
   one; metrics look their labelled children up once.
-- **A request's look-ups read without a snapshot** (`Database.run(..., snapshot=False)`): on SQLite
-  no BEGIN and no COMMIT around the dedupe check and the room's id and revision, each statement on its
-  own (each says how new it is). Two statements and two GIL hand-offs fewer per request: `/help` went
-  from about 1.8 to 1.55 ms of CPU per request on the same machine.
-- **Reads stay on a worker thread.** Running the request's short SQLite reads on the event loop
-  instead was measured twice and left out: `/help` and `/room status` used more CPU per request,
-  though the thread switches went down by half. PostgreSQL's async or pipeline mode was not tried
-  (these figures are SQLite's; on PostgreSQL psycopg fetches a result in one call, so the per-row hand-off
-  above does not arise).
-- **Where `/help`'s CPU goes now** (GIL-holding samples), largest first: the reply's POST through
-  aiohttp's client (a fifth; the raw bot pays the same), the event loop itself (a tenth), the read in
-  the worker thread with its hand-off, the group writer's transaction (claim, audit event, chain
-  head), parsing the body, the request log line, botbuilder's turn, `/help`'s forty policy look-ups,
-  routing: no other part above a twentieth. What is left is many small costs of the stack; the next
-  step would be leaving botbuilder's adapter and TurnContext, which the issue keeps.
+- **A request's look-ups on the event loop** (`Database.look_up`, SQLite). The dedupe check with
+  this conversation's room, and the room named by `--room`, are two fixed statements, each its own
+  read (no BEGIN, no COMMIT: each says how new it is). They run on the event loop through one
+  connection kept for them, which waits at most 20 ms for SQLite's lock before the look-up goes to a
+  worker thread instead (a reader in WAL mode almost never waits). Handing them to a worker thread cost
+  more than the statements: the hand-off and, under load, the GIL going back and forth between the
+  threads, since pysqlite lets go of it on every step. In A/B runs at 50 clients, `/help` went from
+  0.96-1.05 to 0.83-0.92 ms of CPU per request and from 15 to under 5 thread switches per request;
+  the kernel's share of the bot's CPU (futex wake-ups and task switches, costly in this VM) fell from
+  about a third to a seventh. An earlier attempt (on the previous machine, before the look-ups were
+  cut down to two fixed statements) had measured slower and was left out.
+- **No cookie jar on the outbound session.** The Bot Framework's services set no cookies; aiohttp's
+  default jar still looked for cookies to send and parsed the answer's headers for new ones on every
+  reply (about 5% of `/help`'s CPU). A reply's URL is parsed once.
+- **PostgreSQL look-ups stay on the worker threads.** Tried at 50 clients (`/help`, the same
+  harness against a local PostgreSQL): SQLAlchemy's asyncio layer (greenlet, psycopg's async mode)
+  used 2.0-2.4 ms of CPU per request against 1.33-1.53 ms on the worker pool, and a single thread
+  kept for look-ups 1.76-2.08 ms. Pipeline mode was not tried.
+- **Tried and left out:** the fixed statements straight on the driver's cursor instead of
+  SQLAlchemy's `exec_driver_sql` (about 1.5%, within the noise, and SQLAlchemy's error handling would
+  be lost); the young generation collected every 100,000 allocations instead of 20,000 (about 2%).
+- **Where `/help`'s CPU goes now**: Python itself three quarters, the kernel a seventh, SQLite 3%.
+  Among the GIL-holding samples, largest first: aiohttp's client posting the reply (a tenth; the raw
+  bot pays the same), aiohttp's server, the group writer's transaction (claim, audit event, chain
+  head), botbuilder's turn and the pipeline's steps, the look-ups (of which SQLAlchemy's session
+  and execution context are most), parsing the body, the request log line, garbage collection.
+  No part above a tenth; what is left is many small costs of the stack.
+- **A different machine.** Until 2026-11-30 17:15 UTC the figures here came from a machine with
+  Intel Xeon cores; from 19:00 on, from one with AMD EPYC cores, on which the same code runs about a
+  third faster (the echo bot: 11.3 → 8.4 ms of CPU per request; `/help` before this round's last
+  change: 1.50 → 0.99 ms). CPU targets in milliseconds are easier to meet on this one; the ratios to
+  the raw and the echo bot measured in the same run are the fairer comparison.
 """
 
 HOW_TO = """\
