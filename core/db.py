@@ -1,8 +1,9 @@
 """Engines and sessions: the one place that talks to the database driver.
 
-Sessions are synchronous SQLAlchemy sessions run in a small worker-thread pool,
-so nothing here blocks the event loop and the same code serves SQLite (pysqlite)
-and PostgreSQL (psycopg 3).
+Sessions are synchronous SQLAlchemy sessions, and the same code serves SQLite (pysqlite) and
+PostgreSQL (psycopg 3). Reads run in a small worker-thread pool and writes in the group writer's
+thread, so neither holds up the event loop; the one exception is a request's few indexed look-ups on
+SQLite (`Database.look_up`), which cost less on the loop than the hand-off to a thread.
 """
 
 from __future__ import annotations

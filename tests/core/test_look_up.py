@@ -109,3 +109,26 @@ async def test_a_look_up_from_another_thread_while_one_runs_uses_a_worker(db: Da
     release.set()
     await first
     assert seen and seen[0] != helper.ident
+
+
+async def test_the_kept_connection_holds_no_read_lock_between_look_ups(db: Database, second: Database) -> None:
+    """A reader holding a snapshot would stop checkpoints from emptying the WAL (it would grow without
+    bound): after each look-up, a truncating checkpoint by another connection completes."""
+    if db.dialect != "sqlite":
+        pytest.skip("SQLite's write-ahead log")
+    opened = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    for key in ("OP-LANTERN", "OP-KESTREL", "OP-CEDAR"):
+        db.transaction(lambda s, key=key: add_room(s, key, opened_at=opened))
+
+    def some_rows(session: Session) -> int:
+        result = session.execute(text("SELECT id FROM room ORDER BY id"))
+        return int(result.first()[0])  # one row of three: the rest never fetched
+
+    def all_rows(session: Session) -> int:
+        return len(session.execute(text("SELECT id FROM room")).all())
+
+    for read in (some_rows, all_rows):
+        await db.look_up(read)
+        busy = second.transaction(lambda s: s.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()[0],
+                                  readonly=True, snapshot=False)  # outside a transaction, as it must be
+        assert busy == 0, read.__name__
