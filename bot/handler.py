@@ -134,6 +134,7 @@ class OpsroomBot(TeamsActivityHandler):  # type: ignore[misc]
             step=step,
             may=may,
             may_all=lambda requests: pipeline.policy.decide_many(principal, requests),
+            may_list=lambda name, requests: pipeline.policy.decide_list(principal, name, requests),
             teams=turn.teams,
             room=turn.room,
             states=self.states,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -277,6 +277,9 @@ class CommandContext:
     guest_max_days: int = 90
     """The longest a guest's access may last (OPSROOM_GUEST_MAX_DAYS)."""
     note: AuditNote = field(default_factory=AuditNote)
+    may_list: Callable[[Hashable, Callable[[], Sequence[tuple[str, Resource]]]], list[Decision]] | None = None
+    """The caller's decisions on the requests a name determines, the list remembered per kind of caller
+    (`Policy.decide_list`: `/help` asks about every command); None: ask `may_all` each time."""
     decide_many: Callable[[Principal, Sequence[tuple[str, Resource]]], list[Decision]] = _deny_all
     """The policy for anyone, not only the caller: what the other readers of a reply in the room's own
     space may see (dialogs/audience.py). Never for deciding what the caller may do."""

@@ -26,13 +26,25 @@ def register(root: Router) -> None:
     listings: dict[tuple[int, ...], str] = {}
     """The listing of each set of allowed commands, written once (there are a few per kind of caller;
     the commands live as long as the router, so their ids name them)."""
+    asked: list[tuple[list[Command], tuple[tuple[str, tuple[bool, bool]], ...]]] = []
+    """The router's commands and what /help asks the policy about each (its action, and which facts it
+    is listed under), worked out on the first /help: every command is registered by then."""
 
     @root.command("help", action="help", args=HelpArgs)
     async def help_command(ctx: CommandContext, args: HelpArgs) -> Reply:
         """Show the commands you may run, or how to use one: /help audit verify."""
-        commands = root.commands()
-        variants: Variants = {}  # a few facts objects, not one per command
-        decisions = ctx.may_all([(c.action, _as_if_valid(ctx, c, variants)) for c in commands])
+        if not asked:
+            commands = root.commands()
+            asked.append((commands, tuple((c.action, _kind(c.facts)) for c in commands)))
+        commands, questions = asked[0]
+
+        def requests() -> list[tuple[str, Resource]]:
+            variants: Variants = {}  # a few facts objects, not one per command
+            return [(c.action, _as_if_valid(ctx, c, variants)) for c in commands]
+
+        # The same questions on the same facts get the same answers: the list is remembered per caller kind.
+        name = ("help", questions, ctx.resource)
+        decisions = ctx.may_list(name, requests) if ctx.may_list is not None else ctx.may_all(requests())
         allowed = [c for c, decision in zip(commands, decisions, strict=True) if decision.allowed]
         if not args.command:
             key = tuple(id(c) for c in allowed)

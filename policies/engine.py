@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -37,6 +37,7 @@ UNKNOWN_ACTION = Decision(False, "unknown-action", "no rule allows this")
 _NO_FACTS = Resource()
 _CACHE_LIMIT = 4096
 _DECISIONS_LIMIT = 50_000
+_LISTS_LIMIT = 4096
 _NONE: Mapping[str, Decision] = MappingProxyType({})
 """No decision known (an empty view, never written to)."""
 _FOR_POLICY = re.compile(r"^for policy `[^`]*`, ")
@@ -101,6 +102,8 @@ class Policy:
         # Two levels, (kind, agency, facts) then action: a request of many actions on the same facts
         # (/help asks about every command) hashes its facts once, not once per action.
         self._decided: dict[tuple[str, str, Resource], dict[str, Decision]] = {}
+        self._lists: dict[tuple[str, str, Hashable], tuple[Decision, ...]] = {}
+        """Whole lists of decisions a caller names (`decide_list`), per kind and agency."""
         # Facts no policy reads cannot change a decision: they are left out of what is remembered, so a
         # decision about one room serves every room (the default policy never reads `room_key`). A
         # field counts as read if its name appears anywhere in the text (`context.f`, `context["f"]`,
@@ -223,6 +226,26 @@ class Policy:
                 for i in positions:
                     decisions[i] = EVALUATION_ERROR
         return decisions
+
+    def decide_list(self, principal: Principal, name: Hashable,
+                    requests: Callable[[], Sequence[tuple[str, Resource]]]) -> list[Decision]:  # fmt: skip
+        """`decide_many(principal, requests())`, the list remembered per (kind, agency, name): for a list
+        asked about again and again (`/help` asks about every command on the request's facts). `name`
+        must determine the requests exactly: the same name, the same actions on the same facts.
+        A list holding an evaluation error is not remembered (it should be retried)."""
+        if not self.remember:
+            return self.decide_many(principal, requests())
+        key = (str(principal.kind), principal.agency or "", name)
+        known = self._lists.get(key)
+        if known is None:
+            decisions = self.decide_many(principal, requests())
+            if any(d is EVALUATION_ERROR for d in decisions):
+                return decisions
+            with self._lock:
+                if len(self._lists) >= _LISTS_LIMIT:
+                    self._lists.clear()
+                known = self._lists[key] = tuple(decisions)
+        return list(known)
 
     def _check_facts(self) -> None:
         """Requests skip the schema (it costs more than the decision): check their shape against it once."""
