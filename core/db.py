@@ -33,6 +33,8 @@ DEFAULT_SQLITE_PATH = Path("var") / "opsroom.db"
 LOOK_UP_BUSY_MS = 20
 """How long a look-up on the event loop may wait for SQLite's lock before it goes to a worker thread
 instead (`Database.look_up`); a reader in WAL mode almost never waits at all."""
+_WAITED = {5, 6}
+"""SQLITE_BUSY and SQLITE_LOCKED (with their extended codes, such as BUSY_RECOVERY, in the high bits)."""
 
 
 def normalise_url(url: str | None) -> str:
@@ -173,7 +175,7 @@ class Database:
             try:
                 return self._look_up_here(fn)
             except OperationalError as exc:
-                if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+                if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF not in _WAITED:
                     raise
             finally:
                 self._here_lock.release()

@@ -66,7 +66,9 @@ async def test_a_look_up_that_meets_a_lock_runs_again_on_a_worker_thread(db: Dat
     def read(session: Session) -> str:
         runs.append(threading.get_ident())
         if threading.get_ident() == loop_thread:
-            raise OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked"))
+            locked = sqlite3.OperationalError("database is locked")
+            locked.sqlite_errorcode = sqlite3.SQLITE_BUSY_RECOVERY  # type: ignore[attr-defined]
+            raise OperationalError("SELECT 1", {}, locked)
         return str(session.execute(text("SELECT 'found'")).scalar_one())
 
     assert await db.look_up(read) == "found"
