@@ -173,7 +173,12 @@ class Database:
         """
         if self._here_ok and self._here_lock.acquire(blocking=False):
             try:
-                return self._look_up_here(fn)
+                here = self._here
+                if here is None or here.closed or here.invalidated:
+                    # Opening sets the connection up with the pool's long lock wait: not on the loop.
+                    here = self._here = await asyncio.to_thread(self._open_here)
+                with Session(here, expire_on_commit=False) as session, session.begin():
+                    return fn(session)
             except OperationalError as exc:
                 if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF not in _WAITED:
                     raise
@@ -181,16 +186,12 @@ class Database:
                 self._here_lock.release()
         return await self.run(fn, readonly=True, snapshot=False)
 
-    def _look_up_here(self, fn: Callable[[Session], T]) -> T:
-        connection = self._here
-        if connection is None or connection.closed or connection.invalidated:
-            connection = self._statements_engine.connect()
-            connection.detach()  # its own: never back in the pool with the short busy timeout below
-            connection.exec_driver_sql(f"PRAGMA busy_timeout={LOOK_UP_BUSY_MS}")
-            connection.commit()
-            self._here = connection
-        with Session(connection, expire_on_commit=False) as session, session.begin():
-            return fn(session)
+    def _open_here(self) -> Connection:
+        connection = self._statements_engine.connect()
+        connection.detach()  # its own: never back in the pool with the short lock wait below
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={LOOK_UP_BUSY_MS}")
+        connection.commit()
+        return connection
 
     async def commit(self, fn: Callable[[Session], T]) -> T:
         """Run fn in the group writer: its own savepoint, committed with whatever else is queued.
@@ -214,6 +215,7 @@ class Database:
         self.writer.stop()
         self._pool.shutdown(wait=True)
         with self._here_lock:
+            self._here_ok = False  # a look-up after close fails as any other use of the database does
             if self._here is not None:
                 self._here.close()
                 self._here = None

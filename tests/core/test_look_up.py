@@ -134,3 +134,11 @@ async def test_the_kept_connection_holds_no_read_lock_between_look_ups(db: Datab
         busy = second.transaction(lambda s: s.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()[0],
                                   readonly=True, snapshot=False)  # outside a transaction, as it must be
         assert busy == 0, read.__name__
+
+
+async def test_a_look_up_after_close_fails_and_opens_nothing(db: Database) -> None:
+    await db.look_up(lambda s: 1)
+    db.close()
+    with pytest.raises(RuntimeError):
+        await db.look_up(lambda s: 1)
+    assert db._here is None
