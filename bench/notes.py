@@ -86,6 +86,15 @@ thread, `/help` at 50 clients, while writing this; the figures above are the one
   head), botbuilder's turn and the pipeline's steps, the look-ups (of which SQLAlchemy's session
   and execution context are most), parsing the body, the request log line, garbage collection.
   No part above a tenth; what is left is many small costs of the stack.
+- **What-if patches (not kept), to show where a structural change would pay.** The same harness, three
+  runs each, 0.82-0.91 ms as the code is: with no unit of work at all (no claim, no audit event, no group
+  writer) `/help` used 0.58-0.63 ms; with no reply posted, 0.63-0.71 ms (the raw bot posts one too, so
+  that cost stays). The unit of work is thus about a quarter of the CPU, though the group writer's own
+  Python is only a tenth (batches average about 12 jobs): the rest is the hand-off to its thread and the
+  GIL going back and forth while it steps one statement per claim and per event. Writing a batch's
+  claims and events with one multi-row statement each (the chain's lock then held only for that insert)
+  is the change that could reach the 0.3x target; it touches the audit chain and group commit's
+  failure handling, and was not attempted in this round.
 - **A different machine.** Until 2026-11-30 17:15 UTC the figures here came from a machine with
   Intel Xeon cores; from 19:00 on, from one with AMD EPYC cores, on which the same code runs about a
   third faster (the echo bot: 11.3 ms of CPU per request there, 7.5 to 8.4 here; `/help` before
