@@ -91,10 +91,10 @@ thread, `/help` at 50 clients, while writing this; the figures above are the one
   writer) `/help` used 0.58-0.63 ms; with no reply posted, 0.63-0.71 ms (the raw bot posts one too, so
   that cost stays). The unit of work is thus about a quarter of the CPU, though the group writer's own
   Python is only a tenth (batches average about 12 jobs): the rest is the hand-off to its thread and the
-  GIL going back and forth while it steps one statement per claim and per event. Writing a batch's
-  claims and events with one multi-row statement each (the chain's lock then held only for that insert)
-  is the change that could reach the 0.3x target; it touches the audit chain and group commit's
-  failure handling, and was not attempted in this round.
+  GIL going back and forth while it steps one statement per claim and per event. Even with no unit of
+  work at all, 0.6 ms a request is about 1,650 req/s: only just 0.3x of the raw bot's best run here
+  (5,308). Writing a batch's claims and events with one multi-row statement each would cut the hand-offs
+  most; it touches the audit chain and group commit's failure handling and was not attempted.
 - **A different machine.** Until 2026-11-30 17:15 UTC the figures here came from a machine with
   Intel Xeon cores; from 19:00 on, from one with AMD EPYC cores, on which the same code runs about a
   third faster (the echo bot: 11.3 ms of CPU per request there, 7.5 to 8.4 here; `/help` before
