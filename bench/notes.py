@@ -90,11 +90,12 @@ thread, `/help` at 50 clients, while writing this; the figures above are the one
   runs each, 0.82-0.91 ms as the code is: with no unit of work at all (no claim, no audit event, no group
   writer) `/help` used 0.58-0.63 ms; with no reply posted, 0.63-0.71 ms (the raw bot posts one too, so
   that cost stays). The unit of work is thus about a quarter of the CPU, though the group writer's own
-  Python is only a tenth (batches average about 12 jobs): the rest is the hand-off to its thread and the
-  GIL going back and forth while it steps one statement per claim and per event. Even with no unit of
-  work at all, 0.6 ms a request is about 1,650 req/s: only just 0.3x of the raw bot's best run here
-  (5,308). Writing a batch's claims and events with one multi-row statement each would cut the hand-offs
-  most; it touches the audit chain and group commit's failure handling and was not attempted.
+  Python is only a tenth (batches average about 12 jobs): the rest is handing each request's work to
+  its thread and back (the job, its future, the loop's wake-up, the request's coroutines resumed) and
+  the GIL shared with it. Writing a batch's events with one multi-row INSERT instead of `executemany`
+  (one SQLite step instead of one per event) made no difference beyond the noise, so the per-statement
+  GIL hand-offs are not where that cost lies. Even with no unit of work at all, 0.6 ms a request is
+  about 1,650 req/s: only just 0.3x of the raw bot's best run here (5,308).
 - **A different machine.** Until 2026-11-30 17:15 UTC the figures here came from a machine with
   Intel Xeon cores; from 19:00 on, from one with AMD EPYC cores, on which the same code runs about a
   third faster (the echo bot: 11.3 ms of CPU per request there, 7.5 to 8.4 here; `/help` before
