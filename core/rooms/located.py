@@ -8,8 +8,8 @@ and membership a request read before when the revision is the same; otherwise it
 and keeps them. The revision is read first, so what is loaded after it is at least that new.
 
 Kept rows are detached ORM objects shared by every request that finds them: read them, never change
-them (writes load their own rows in their own session). Lookups run in the database's worker threads:
-a lock guards the maps.
+them (writes load their own rows in their own session). Lookups run on the event loop or in the
+database's worker threads (core.db.Database.look_up): a lock guards the maps.
 """
 
 from __future__ import annotations
