@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
@@ -79,22 +79,66 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if options.get("opsroom_readonly", False) else "BEGIN IMMEDIATE")
 
 
+_DIRECT = "opsroom_direct"
+"""Session.info key: the connection a session's fixed statements go to without its transaction (a
+look-up's kept connection on SQLite, where each statement reads the newest commit on its own)."""
+
+
+class DriverResult:
+    """The rows of one fixed statement, all fetched (its cursor is closed before it is returned)."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+        """Rows the statement changed (-1 for a query on SQLite)."""
+
+    def first(self) -> tuple[Any, ...] | None:
+        """The first row, or None."""
+        return self._rows[0] if self._rows else None
+
+    def all(self) -> list[tuple[Any, ...]]:
+        """Every row."""
+        return self._rows
+
+
 def driver_execute(
-    session: Session, sql: str, params: Sequence[Any] = (), *, rowcount: bool = False, many: bool = False
-) -> Any:
+    session: Session, sql: str, params: Sequence[Any] = (), *, many: bool = False
+) -> DriverResult:
     """Run one fixed statement of the hot path on the session's connection, straight to the driver.
 
     `sql` uses `?` for its parameters (written as `%s` for psycopg). SQLAlchemy's statement building,
-    cache-key generation and compiled-statement machinery cost several times what such a statement
-    costs the database (a primary-key read, a one-row insert), on every request. rowcount: keep the
-    cursor's row count (psycopg reports -1 unless SQLAlchemy is asked to keep it). many: params is a
-    list of rows, the statement run for each (executemany).
+    cache-key generation and result machinery cost several times what such a statement costs the
+    database (a primary-key read, a one-row insert), on every request: the statement goes to a DBAPI
+    cursor of the session's connection, within the session's transaction, and its rows are fetched
+    whole and the cursor closed, so no statement ever leaves a cursor (and on SQLite a read snapshot)
+    open. Errors are raised as SQLAlchemy raises them (`sqlalchemy.exc.DBAPIError` and its subclasses,
+    the driver's error as `.orig`), and a lost connection is invalidated as SQLAlchemy would. many:
+    params is a list of rows, the statement run for each (executemany).
     """
-    connection = session.connection()
-    options = {"preserve_rowcount": True} if rowcount else None
+    connection: Connection = session.info.get(_DIRECT) or session.connection()
+    dialect = connection.dialect
+    statement = _styled(sql, dialect.paramstyle)
     values: Any = [tuple(row) for row in params] if many else tuple(params)
-    return connection.exec_driver_sql(_styled(sql, connection.dialect.paramstyle), values,
-                                      execution_options=options)  # fmt: skip
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None
+    cursor = dbapi_connection.cursor()
+    try:
+        if many:
+            cursor.executemany(statement, values)
+        else:
+            cursor.execute(statement, values)
+        rows = list(cursor.fetchall()) if cursor.description is not None else []
+        return DriverResult(rows, cursor.rowcount)
+    except dialect.loaded_dbapi.Error as exc:
+        lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(statement, values, exc, dialect.loaded_dbapi.Error, dialect=dialect,
+                                  connection_invalidated=lost, ismulti=many) from exc  # fmt: skip
+    finally:
+        cursor.close()
 
 
 @functools.cache
@@ -177,8 +221,13 @@ class Database:
                 if here is None or here.closed or here.invalidated:
                     # Opening sets the connection up with the pool's long lock wait: not on the loop.
                     here = self._here = await asyncio.to_thread(self._open_here)
-                with Session(here, expire_on_commit=False) as session, session.begin():
-                    return fn(session)
+                # Fixed statements go to the connection as they are (each its own read, driver_execute);
+                # a session transaction begins only if fn loads through the ORM, and ends here.
+                with Session(here, expire_on_commit=False, info={_DIRECT: here}) as session:
+                    found = fn(session)
+                    if session.in_transaction():
+                        session.commit()
+                    return found
             except OperationalError as exc:
                 if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF not in _WAITED:
                     raise

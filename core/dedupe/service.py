@@ -44,7 +44,7 @@ def claim(*, session: Session, key: str, activity_id: str, at: str, reply: str |
     ON CONFLICT DO NOTHING waits for a concurrent claimant's transaction on
     PostgreSQL, so exactly one of two racing replicas gets True.
     """
-    result = driver_execute(session, _CLAIM, (key, activity_id[:256], at, reply, False), rowcount=True)
+    result = driver_execute(session, _CLAIM, (key, activity_id[:256], at, reply, False))
     return bool(result.rowcount)
 
 
