@@ -27,6 +27,7 @@ from core.rooms import service as room_service
 from core.rooms.located import Located
 from dialogs.context import Reply
 from dialogs.facts import room_facts, visible
+from dialogs.parsing import Args
 from dialogs.text import escape_message
 from policies import Policy
 from policies.model import PrincipalKind, RoomRole
@@ -47,7 +48,7 @@ class Locator:
         found, principal = turn.route, turn.principal
         if found is None or found.kind != "command" or found.command is None or principal is None:
             return True
-        key = getattr(found.args, "room", None)
+        key = found.args.value("room") if isinstance(found.args, Args) else None
         conversation_id = turn.conversation.conversation_id
         located = turn.here if key is None else None
         if located is None:

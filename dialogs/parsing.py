@@ -56,6 +56,12 @@ class Args(BaseModel):
             raise ValueError("cannot contain control characters or bidi overrides")
         return value
 
+    def value(self, name: str) -> Any:
+        """The named field's value, or None when this command has no such field: a plain look-up, where
+        getattr on a name the model lacks goes through pydantic's slow missing-attribute path (and every
+        request asks for `room`)."""
+        return self.__dict__.get(name)
+
     def audited(self) -> dict[str, Any]:
         """The arguments as the audit event records them: a private field as its length only."""
         out: dict[str, Any] = {}

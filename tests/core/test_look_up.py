@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from core import db as db_module
 from core.db import Database, driver_execute
+from core.rooms.models import Room
 from tests.core.support import add_room
 
 
@@ -146,3 +147,18 @@ async def test_a_look_up_after_close_fails_and_opens_nothing(db: Database) -> No
     with pytest.raises(RuntimeError):
         await db.look_up(lambda s: 1)
     assert db._here is None
+
+
+async def test_a_look_up_keeps_no_objects_for_the_next(db: Database, second: Database) -> None:
+    """Look-ups share one session on SQLite: it is emptied after each, so the next loads afresh."""
+    room_id = db.transaction(lambda s: add_room(s, "OP-LANTERN", opened_at=datetime(2026, 11, 30, 9, tzinfo=UTC)))
+
+    def load(session: Session) -> Room:
+        room = session.get(Room, room_id)
+        assert room is not None
+        return room
+
+    kept = await db.look_up(load)  # still referenced: a session that kept it would hand it out again
+    second.transaction(lambda s: s.execute(text(f"UPDATE room SET name = 'renamed' WHERE id = {room_id}")))
+    again = await db.look_up(load)
+    assert (kept.name, again.name) == ("OP-LANTERN", "renamed") and again is not kept

@@ -161,3 +161,9 @@ def test_usage_names_what_a_flag_takes() -> None:
     )
     assert usage("room close", CloseArgs) == "/room close [--room ROOM] [--reason TEXT]"
     assert usage("room list", ListArgs) == "/room list [--all]"
+
+
+def test_value_is_a_fields_value_or_none_when_the_command_has_no_such_field() -> None:
+    args = parse(NoteArgs, "Visit 12 Acacia Avenue --urgent")
+    assert args.value("title") == "Visit 12 Acacia Avenue" and args.value("urgent") is True
+    assert args.value("room") is None and args.value("__class__") is None
