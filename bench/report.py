@@ -21,9 +21,33 @@ def _runs(http: dict[str, Any], target: str, clients: int) -> dict[str, Any] | N
     return next((r for r in http.get("runs", []) if r["target"] == target and r["clients"] == clients), None)
 
 
+REFERENCE_ECHO_CPU_MS = 7.46
+"""The sample echo bot's CPU per request at 50 clients in the run of 2026-11-30 19:52 UTC (AMD EPYC, on the
+host the targets were last judged on). The echo bot is CPU-bound and its code never changes, so the same
+figure in another run says how fast that run's machine was."""
+
+
+def machine_speed(results: dict[str, Any]) -> list[str]:
+    """How much slower this run's machine was than the reference, by the echo bot's CPU per request."""
+    echo = _runs(results.get("http") or {}, "echo", 50)
+    ms = echo.get("server_cpu_ms_per_request") if echo else None
+    if not ms:
+        return []
+    factor = ms / REFERENCE_ECHO_CPU_MS
+    if 0.8 <= factor <= 1.25:
+        return []
+    speed = f"about {factor:.1f} times slower" if factor > 1 else f"about {1 / factor:.1f} times faster"
+    return [f"**Machine speed**: the sample echo bot (CPU-bound, its code never changes) used {ms:.2f} ms of "
+            f"CPU per request at 50 clients, against {REFERENCE_ECHO_CPU_MS:g} ms in the run of 2026-11-30 "
+            f"19:52 UTC: this machine ran {speed} than that one. Targets in milliseconds, seconds and "
+            f"events per second are judged below on the figures as measured; divided by {factor:.1f} they "
+            f"are what the reference machine would show. The ratios to the raw and the echo bot, measured "
+            f"in the same run, do not depend on the machine.", ""]  # fmt: skip
+
+
 def summary(results: dict[str, Any]) -> list[str]:
     """The targets from the issue, each with the figure it is judged on."""
-    rows = ["| target (from the issue) | figure | |", "|---|---|---|"]
+    rows = [*machine_speed(results), "| target (from the issue) | figure | |", "|---|---|---|"]
     http = results.get("http") or {}
     ops50, echo50, ops1 = _runs(http, "opsroom", 50), _runs(http, "echo", 50), _runs(http, "opsroom", 1)
     if ops50 and echo50 and echo50["rps"]:
