@@ -234,6 +234,9 @@ class Database:
                     return found
                 finally:
                     session.close()
+                    if len(session.info) != 1:  # nothing a look-up noted carries over to the next one
+                        session.info.clear()
+                        session.info[_DIRECT] = here
             except OperationalError as exc:
                 if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF not in _WAITED:
                     raise

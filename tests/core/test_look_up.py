@@ -158,7 +158,12 @@ async def test_a_look_up_keeps_no_objects_for_the_next(db: Database, second: Dat
         assert room is not None
         return room
 
-    kept = await db.look_up(load)  # still referenced: a session that kept it would hand it out again
+    def noting(session: Session) -> Room:
+        session.info["noted"] = True
+        return load(session)
+
+    kept = await db.look_up(noting)  # still referenced: a session that kept it would hand it out again
     second.transaction(lambda s: s.execute(text(f"UPDATE room SET name = 'renamed' WHERE id = {room_id}")))
-    again = await db.look_up(load)
-    assert (kept.name, again.name) == ("OP-LANTERN", "renamed") and again is not kept
+    again = await db.look_up(lambda s: (load(s), "noted" in s.info))
+    assert (kept.name, again[0].name) == ("OP-LANTERN", "renamed") and again[0] is not kept
+    assert again[1] is False
