@@ -77,17 +77,38 @@ thread, `/help` at 50 clients, while writing this; the figures above are the one
   harness against a local PostgreSQL): SQLAlchemy's asyncio layer (greenlet, psycopg's async mode)
   used 2.0-2.4 ms of CPU per request against 1.33-1.53 ms on the worker pool, and a single thread
   kept for look-ups 1.76-2.08 ms. Pipeline mode was not tried.
-- **Tried and left out:** the fixed statements straight on the driver's cursor instead of
-  SQLAlchemy's `exec_driver_sql` (about 1.5%, within the noise, and SQLAlchemy's error handling would
-  be lost); the young generation collected every 100,000 allocations instead of 20,000 (about 2%).
-- **Where `/help`'s CPU goes now**: Python itself three quarters, the kernel a seventh, SQLite 3%.
-  Among the GIL-holding samples, largest first: aiohttp's client posting the reply (a tenth; the raw
-  bot pays the same), aiohttp's server, the group writer's transaction (claim, audit event, chain
-  head), botbuilder's turn and the pipeline's steps, the look-ups (of which SQLAlchemy's session
-  and execution context are most), parsing the body, the request log line, garbage collection.
-  No part above a tenth; what is left is many small costs of the stack.
-- **What-if patches (not kept), to show where a structural change would pay.** The same harness, three
-  runs each, 0.82-0.91 ms as the code is: with no unit of work at all (no claim, no audit event, no group
+- **The hot path's fixed statements on the driver's cursor, and look-ups without a session
+  transaction** (`core.db.driver_execute`, `Database.look_up`). Each fixed statement (the dedupe check
+  and claim, the room look-up, the audit head and insert, the chain's signature) goes to a DBAPI cursor
+  of the session's connection, its rows are fetched whole and the cursor is closed, so no statement
+  leaves a cursor (on SQLite, a read snapshot) open. Errors are raised as SQLAlchemy raises them
+  (`DBAPIError.instance`, the driver's error as `.orig`), and a connection the server dropped is
+  invalidated, as SQLAlchemy does (tests on both backends, the drop on PostgreSQL with
+  `pg_terminate_backend`). On SQLite a look-up sends its fixed statements straight to its kept
+  connection without beginning a session transaction, and look-ups share one session, emptied after
+  each. The dedupe check with its room cost about 330 us of CPU on this machine and now costs about 35
+  (the two statements themselves about 15): SQLAlchemy's session, transaction and execution context
+  around two one-row reads were a quarter of `/help`'s GIL time. A/B at 50 clients, six alternating
+  runs each (`/help`, the same harness): 3.62 to 2.97 ms and 3.98 to 3.31 ms of CPU per request
+  (medians of two sessions of runs; about 17% less). An earlier try of the driver's cursor (about 1.5%,
+  within the noise) changed only the statements, not the session and execution context around the
+  look-ups, which were most of the cost.
+- **Smaller ones in the same round:** the locate step read `--room` with `getattr` on the argument
+  model, and for a command without that flag pydantic's missing-attribute path is slow (about 2% of
+  `/help`'s GIL time; `Args.value`); log records skip gathering the caller's file, line, thread and
+  process, which no line carries (the logging documentation's optimisation settings: about 20 us a
+  line, and every request writes one).
+- **Tried and left out:** the young generation collected every 100,000 allocations instead of 20,000
+  (about 2%).
+- **Where `/help`'s CPU goes now** (GIL-holding samples, after the change above): aiohttp's client
+  posting the reply, about a sixth, and aiohttp's server and the event loop, about a seventh (the raw
+  bot pays both); the group writer's transaction (claim, audit event, chain head) about a tenth;
+  botbuilder's turn and the pipeline's steps; parsing the body and building the `Activity`; the
+  request's log line; the fixed statements (4%) and the look-up around them (2%). No part of
+  opsroom's own above a tenth; what is left is many small costs of the stack.
+- **What-if patches (not kept), to show where a structural change would pay.** Measured before the
+  change above, on the previous machine. The same harness, three
+  runs each, 0.82-0.91 ms as the code was: with no unit of work at all (no claim, no audit event, no group
   writer) `/help` used 0.58-0.63 ms; with no reply posted, 0.63-0.71 ms (the raw bot posts one too, so
   that cost stays). The unit of work is thus about a quarter of the CPU, though the group writer's own
   Python is only a tenth (batches average about 12 jobs): the rest is handing each request's work to
@@ -102,6 +123,18 @@ thread, `/help` at 50 clients, while writing this; the figures above are the one
   this round's last changes: 1.50 there, 0.99 here). CPU targets in milliseconds are easier to meet
   on this one; the ratios to the raw and the echo bot measured in the same run are the fairer
   comparison.
+- **And a third.** The figures above, from 2026-11-30 22:29 UTC, come from a slower host (AMD EPYC,
+  a Firecracker VM under nested virtualisation, kernel 6.18.44-fc-v782): the echo bot used 26.5 ms of
+  CPU per request (7.46 in the 19:52 run), so targets in milliseconds, seconds and events per second
+  read about 3.5 times worse here with no change in the code (the summary says so and gives the
+  factor). Its speed also moves from minute to minute (the raw bot: 0.65 to 0.95 ms a request in
+  runs minutes apart). Not every part slowed alike: the raw bot, mostly system calls and aiohttp's C
+  parser, used 0.83 ms a request (0.14 before, 5.9 times), the echo bot 3.55 times and `/help` 3.9
+  times (with this round's 17% less). So part of the rise from 0.24x to 0.33x of the raw bot's
+  throughput is the machine: at the previous host's proportions the same code would use about
+  0.65 ms a request, about 1,500 req/s against the raw bot's 3,744 to 5,308 there, 0.29x to 0.41x.
+  A second run of the HTTP part alone on this host, minutes before, measured 0.38x (332 vs 875
+  req/s).
 """
 
 HOW_TO = """\
