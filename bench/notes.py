@@ -123,18 +123,20 @@ thread, `/help` at 50 clients, while writing this; the figures above are the one
   this round's last changes: 1.50 there, 0.99 here). CPU targets in milliseconds are easier to meet
   on this one; the ratios to the raw and the echo bot measured in the same run are the fairer
   comparison.
-- **And a third.** The figures above, from 2026-11-30 22:29 UTC, come from a slower host (AMD EPYC,
-  a Firecracker VM under nested virtualisation, kernel 6.18.44-fc-v782): the echo bot used 26.5 ms of
-  CPU per request (7.46 in the 19:52 run), so targets in milliseconds, seconds and events per second
-  read about 3.5 times worse here with no change in the code (the summary says so and gives the
-  factor). Its speed also moves from minute to minute (the raw bot: 0.65 to 0.95 ms a request in
-  runs minutes apart). Not every part slowed alike: the raw bot, mostly system calls and aiohttp's C
-  parser, used 0.83 ms a request (0.14 before, 5.9 times), the echo bot 3.55 times and `/help` 3.9
-  times (with this round's 17% less). So part of the rise from 0.24x to 0.33x of the raw bot's
-  throughput is the machine: at the previous host's proportions the same code would use about
-  0.65 ms a request, about 1,500 req/s against the raw bot's 3,744 to 5,308 there, 0.29x to 0.41x.
-  A second run of the HTTP part alone on this host, minutes before, measured 0.38x (332 vs 875
-  req/s).
+- **And a third.** The figures above come from a slower host (AMD EPYC, a Firecracker VM under
+  nested virtualisation, kernel 6.18.44-fc-v782): every part in a full `make bench` at 22:29 UTC
+  (code `6927a92`), then the HTTP part again at 23:05 (the final code). The echo bot used 26.5 and
+  23.6 ms of CPU per request in those two runs (7.46 in the 19:52 run), so targets in milliseconds,
+  seconds and events per second read about 3 to 3.5 times worse here with no change in the code (the
+  summary gives the factor). The speed also moves from minute to minute (the raw bot: 0.65 to 0.95 ms
+  a request in runs minutes apart). Not every kind of work slowed alike: at 22:29 the raw bot, mostly
+  system calls and aiohttp's C parser, used 0.83 ms a request (0.14 at 19:52, 5.9 times), the echo
+  bot 3.55 times as much and `/help` 3.9 times (after this round's 17% less). So part of the rise
+  from 0.24x to 0.33-0.38x of the raw bot's throughput is the machine: at the previous host's
+  proportions the same code would use about 0.65 ms a request, about 1,500 req/s against the raw
+  bot's 3,744 to 5,308 there, 0.29x to 0.41x. Three runs on this host, each side by side: 0.38x
+  (HTTP part alone, code `6927a92`, 332 vs 875 req/s), 0.33x (the full run, 332 vs 996) and 0.35x
+  (the table above, 411 vs 1,168).
 """
 
 HOW_TO = """\
