@@ -150,6 +150,23 @@ def _styled(sql: str, paramstyle: str) -> str:
     return sql.replace("?", "%s")
 
 
+def _look_up_in(session: Session, here: Connection, fn: Callable[[Session], T]) -> T:
+    """fn on the look-ups' kept session over `here`. Fixed statements go to the connection as they are
+    (each its own read, driver_execute); a session transaction begins only if fn loads through the ORM,
+    and ends here. The session is emptied after each look-up (a new one costs a quarter of a look-up),
+    and nothing a look-up noted in its info carries over to the next one."""
+    try:
+        found = fn(session)
+        if session.in_transaction():
+            session.commit()
+        return found
+    finally:
+        session.close()
+        if len(session.info) != 1:
+            session.info.clear()
+            session.info[_DIRECT] = here
+
+
 class Database:
     """Owns the engine and the worker threads that run sessions."""
 
@@ -224,19 +241,7 @@ class Database:
                     # Opening sets the connection up with the pool's long lock wait: not on the loop.
                     here = self._here = await asyncio.to_thread(self._open_here)
                     session = self._here_session = Session(here, expire_on_commit=False, info={_DIRECT: here})
-                # Fixed statements go to the connection as they are (each its own read, driver_execute);
-                # a session transaction begins only if fn loads through the ORM, and ends here. One
-                # session, emptied after each look-up (a new one costs a quarter of a look-up).
-                try:
-                    found = fn(session)
-                    if session.in_transaction():
-                        session.commit()
-                    return found
-                finally:
-                    session.close()
-                    if len(session.info) != 1:  # nothing a look-up noted carries over to the next one
-                        session.info.clear()
-                        session.info[_DIRECT] = here
+                return _look_up_in(session, here, fn)
             except OperationalError as exc:
                 if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF not in _WAITED:
                     raise
