@@ -214,7 +214,8 @@ class Identity:
         try:
             account = await TeamsInfo.get_member(context, context.activity.from_property.id)
         except Exception as exc:  # the connector said no, or could not be reached
-            log.warning("member lookup failed, treating the sender as a guest: %s", type(exc).__name__)
+            log.warning("member lookup failed, treating the sender as a guest: %s: %s",
+                        type(exc).__name__, exc)  # fmt: skip
             return None
         member = Member.of(account)
         if member is None or member.aad_id != aad_id:

@@ -5,6 +5,9 @@ retry set-up (inside `requests`/urllib3) does not apply to it. Here the pipeline
 ends in `PooledDriver`, sending through the one shared `aiohttp.ClientSession`,
 and `RetryPolicy` retries throttling and transient failures: Retry-After
 honoured, jittered back-off, a bounded number of attempts (DESIGN: Teams limits).
+A request that never reached the service is sent again whatever its method; one
+whose connection failed during the exchange only if its method is idempotent (a
+member look-up is, a posted message is not); one that ran out of time is not.
 """
 
 from __future__ import annotations
@@ -87,8 +90,19 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 # -- HTTP: one session, an msrest driver over it, a retry policy ------------------------------------
 
 
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""Methods whose request may be sent twice with the effect of once (RFC 9110, 9.2.2)."""
+
+
 class ConnectionFailed(ClientRequestError):
-    """The request could not be delivered (connect refused, connection dropped): safe to retry."""
+    """The request was not delivered (connect refused or timed out, connection dropped): safe to retry."""
+
+
+class ExchangeFailed(ClientRequestError):
+    """The connection failed once the request may have reached the service (reset, answer cut short).
+
+    Retried only for an idempotent method: a POST may have been acted on (a message posted twice).
+    """
 
 
 class PooledResponse(AsyncClientResponse):
@@ -136,10 +150,14 @@ class PooledDriver(AsyncHttpDriver):
             # encoded=True: send the path exactly as msrest quoted it (conversation ids carry ';', ':').
             async with session.request(request.method, URL(request.url, encoded=True), **options) as response:
                 body = await response.read()
-        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError,
+                aiohttp.ServerDisconnectedError) as exc:  # fmt: skip
             message = f"could not reach {_origin(request.url)}: {type(exc).__name__}"
             raise ConnectionFailed(message, exc) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientOSError, aiohttp.ClientPayloadError) as exc:  # resets included
+            message = f"connection to {_origin(request.url)} failed: {type(exc).__name__}: {exc}"
+            raise ExchangeFailed(message, exc) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:  # the time allowed is spent: no retry
             message = f"request to {_origin(request.url)} failed: {type(exc).__name__}"
             raise ClientRequestError(message, exc) from exc
         return PooledResponse(request, response, body)
@@ -183,7 +201,8 @@ def next_step(policy: AsyncHTTPPolicy[Any, Any]) -> AsyncHTTPPolicy[Any, Any] | 
 
 
 class RetryPolicy(AsyncHTTPPolicy[Any, Any]):
-    """Retries throttling, transient statuses and undelivered requests, a bounded number of times."""
+    """Retries throttling, transient statuses, undelivered requests and idempotent ones whose connection
+    failed, a bounded number of times."""
 
     def __init__(self, settings: RetrySettings) -> None:
         super().__init__()
@@ -201,6 +220,11 @@ class RetryPolicy(AsyncHTTPPolicy[Any, Any]):
                     raise
                 delay = settings.backoff_delay(attempt)
                 reason = "connection failed"
+            except ExchangeFailed:
+                if last or request.http_request.method.upper() not in IDEMPOTENT:
+                    raise
+                delay = settings.backoff_delay(attempt)
+                reason = "connection failed during the exchange"
             else:
                 status = response.http_response.status_code
                 if status not in settings.statuses or last:

@@ -18,7 +18,7 @@ from botframework.connector.auth import PasswordServiceClientCredentialFactory
 from msrest.exceptions import ClientRequestError
 
 from bot.outbound import CachedCredentialsFactory, Outbound, PooledConnectorFactory, TokenSource
-from bot.outbound_http import RetrySettings, parse_retry_after
+from bot.outbound_http import ExchangeFailed, RetrySettings, parse_retry_after
 from tests.fakes.connector import FakeConnector
 from tests.fakes.openid import FakeOpenId, claims_of
 
@@ -192,6 +192,69 @@ async def test_a_slow_connector_times_out() -> None:
     finally:
         await outbound.close()
         await server.close()
+
+
+class CutShort:
+    """A raw HTTP server that cuts its first `cut` answers short (headers, then the connection closes)."""
+
+    def __init__(self, cut: int) -> None:
+        self.cut = cut
+        self.methods: list[str] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            except asyncio.IncompleteReadError:  # the client closed its kept connection
+                return
+            self.methods.append(head.split()[0])
+            fields = dict(line.lower().partition(":")[::2] for line in head.split("\r\n")[1:] if line)
+            await reader.readexactly(int(fields.get("content-length", 0)))
+            body = b"[]" if self.methods[-1] == "GET" else b'{"id": "1"}'
+            if len(self.methods) <= self.cut:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[")
+                await writer.drain()
+                writer.close()
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(body), body))  # fmt: skip
+            await writer.drain()
+
+
+async def test_an_idempotent_request_whose_answer_was_cut_short_is_sent_again(outbound: Outbound) -> None:
+    server = CutShort(cut=2)
+    async with server as url:
+        client = await client_for(outbound, url, None)
+        assert await client.conversations.get_conversation_members(CONVERSATION) == []
+    assert server.methods == ["GET", "GET", "GET"]
+
+
+async def test_a_post_whose_answer_was_cut_short_is_not_sent_again(outbound: Outbound) -> None:
+    server = CutShort(cut=1)
+    async with server as url:
+        client = await client_for(outbound, url, None)
+        with pytest.raises(ExchangeFailed, match="ClientPayloadError"):
+            await client.conversations.send_to_conversation(CONVERSATION, message())
+    assert server.methods == ["POST"]  # it may have been posted: a second one could post it twice
+
+
+async def test_an_idempotent_request_cut_short_every_time_fails_after_bounded_attempts(outbound: Outbound) -> None:
+    server = CutShort(cut=10)
+    async with server as url:
+        client = await client_for(outbound, url, None)
+        with pytest.raises(ExchangeFailed):
+            await client.conversations.get_conversation_members(CONVERSATION)
+    assert server.methods == ["GET"] * outbound.retry.attempts
 
 
 def test_retry_after_is_read_as_seconds_or_a_date() -> None:
