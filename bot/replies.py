@@ -9,8 +9,10 @@ JSON the dedupe claim keeps), so `Replies.send` addresses it exactly as
 from = the bot, recipient = the sender, replyToId = the incoming activity, locale, inputHint) and POSTs
 it once to `v3/conversations/{id}/activities/{replyToId}` through the shared aiohttp session, with the
 bearer token of the turn's connector client (the one the SDK chose for this service URL), retrying
-412/429/5xx and lost connections as the pooled msrest pipeline does (`bot.outbound_http.RetrySettings`,
-Retry-After honoured). The addressing fields are written from the turn's SDK models with their own
+412/429/5xx as the pooled msrest pipeline does (`bot.outbound_http.RetrySettings`, Retry-After honoured),
+and any failed or timed-out connection: more than that pipeline, which sends a POST again only if it
+never left, because nothing else would send a lost reply (the turn has answered Teams), and one shown
+twice is seen for what it is. The addressing fields are written from the turn's SDK models with their own
 attribute maps, so the body is what msrest would have written (tests/bot/test_replies.py compares).
 
 The SDK path is kept where its extra behaviour matters: a turn with `on_send_activities` handlers, a

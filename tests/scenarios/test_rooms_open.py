@@ -176,7 +176,7 @@ async def test_ten_opens_racing_for_one_name_each_get_the_next_free_key_and_one_
 ) -> None:
     results = await asyncio.gather(*(open_room(rooms) for _ in range(10)))
     keys = sorted(k for (k,) in rows(db, "SELECT key FROM room WHERE status = 'open'"))
-    assert keys == sorted(["OP-LANTERN", *(f"OP-LANTERN-{n}" for n in range(2, 11))])
+    assert keys == sorted(["OP-LANTERN", *(f"OP-LANTERN-{n}" for n in range(2, 11))]), [r.texts for r in results]
     cards = [r.json["activity"]["attachments"][0]["content"] for r in rooms.connector.requests if r.kind == "create"]
     assert sorted({f["value"] for c in cards for f in c["body"][2]["facts"] if f["title"] == "Key"}) == keys
     assert len(cards) == 10 and not [r for r in rooms.connector.requests if r.method == "PUT"]
